@@ -1,0 +1,199 @@
+"""Value types shared by every layer: credentials, identity, and the option dictionaries."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+from .errors import CredentialRefreshError
+
+__all__ = [
+    "AssumeRoleConfig",
+    "CredentialFetcher",
+    "Identity",
+    "STSClientConfig",
+    "TemporaryCredentials",
+]
+
+_MASK = "****"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TemporaryCredentials:
+    """One set of AWS credentials with the moment they stop working.
+
+    ``repr`` shows the access key id (not a secret) and masks the secret key and token.
+    """
+
+    access_key: str
+    secret_key: str = dataclasses.field(repr=False)
+    token: str | None = dataclasses.field(default=None, repr=False)
+    expiry_time: datetime = dataclasses.field(default=datetime.max.replace(tzinfo=timezone.utc))
+    account_id: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TemporaryCredentials(access_key={self.access_key!r}, secret_key={_MASK!r}, "
+            f"token={_MASK if self.token else None!r}, expiry_time={self.expiry_time.isoformat()!r}, "
+            f"account_id={self.account_id!r})"
+        )
+
+    @classmethod
+    def from_mapping(
+        cls, value: Mapping[str, Any], *, source: str = "credentials"
+    ) -> TemporaryCredentials:
+        """Build credentials from botocore keys or STS keys; errors name ``source`` and the key.
+
+        Accepted key sets: ``access_key``/``secret_key``/``token``/``expiry_time`` (botocore and
+        boto3-refresh-session) or ``AccessKeyId``/``SecretAccessKey``/``SessionToken``/
+        ``Expiration`` (STS, and the AWS CLI cache). Expiry is an aware ``datetime`` or an
+        ISO-8601 string with an offset.
+        """
+        if not isinstance(value, Mapping):
+            raise CredentialRefreshError(
+                f"{source} returned {type(value).__name__}; expected a mapping with "
+                "access_key/secret_key/token/expiry_time (or AccessKeyId/SecretAccessKey/"
+                "SessionToken/Expiration) or a TemporaryCredentials"
+            )
+        if "AccessKeyId" in value or "SecretAccessKey" in value:
+            names = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+        else:
+            names = ("access_key", "secret_key", "token", "expiry_time")
+        ak_name, sk_name, tok_name, exp_name = names
+        missing = [n for n in (ak_name, sk_name, exp_name) if value.get(n) is None]
+        if missing:
+            raise CredentialRefreshError(
+                f"{source} returned a mapping without {', '.join(missing)}"
+            )
+        access_key = value[ak_name]
+        secret_key = value[sk_name]
+        token = value.get(tok_name)
+        for name, item, optional in (
+            (ak_name, access_key, False),
+            (sk_name, secret_key, False),
+            (tok_name, token, True),
+        ):
+            if optional and item is None:
+                continue
+            if not isinstance(item, str) or not item:
+                raise CredentialRefreshError(
+                    f"{source} returned {name} of type {type(item).__name__}; "
+                    "expected a non-empty str"
+                )
+        account_id = value.get("account_id", value.get("AccountId"))
+        if account_id is not None and not isinstance(account_id, str):
+            raise CredentialRefreshError(
+                f"{source} returned account_id of type {type(account_id).__name__}; "
+                "expected str or None"
+            )
+        return cls(
+            access_key=access_key,
+            secret_key=secret_key,
+            token=token,
+            expiry_time=parse_expiry(value[exp_name], name=exp_name, source=source),
+            account_id=account_id,
+        )
+
+    def to_botocore(self) -> dict[str, str | None]:
+        """The mapping botocore's refreshable credentials expect (expiry as ISO-8601)."""
+        return {
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "token": self.token,
+            "expiry_time": self.expiry_time.isoformat(),
+        }
+
+
+def parse_expiry(value: object, *, name: str = "expiry_time", source: str = "credentials") -> datetime:
+    """An aware ``datetime`` from a datetime or ISO-8601 string; naive values are refused."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise CredentialRefreshError(
+                f"{source} returned {name} that is not an ISO-8601 timestamp"
+            ) from None
+        value = parsed
+    if not isinstance(value, datetime):
+        raise CredentialRefreshError(
+            f"{source} returned {name} of type {type(value).__name__}; "
+            "expected an aware datetime or an ISO-8601 string"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise CredentialRefreshError(
+            f"{source} returned a naive {name}; expected a timezone-aware datetime"
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a set of credentials is, as STS GetCallerIdentity answers."""
+
+    account_id: str
+    arn: str
+    user_id: str
+
+    @property
+    def principal_name(self) -> str:
+        """The last part of the ARN: a user name, or ``role/session`` for an assumed role."""
+        resource = self.arn.split(":", 5)[-1]
+        return resource.split("/", 1)[1] if "/" in resource else resource
+
+
+@runtime_checkable
+class CredentialFetcher(Protocol):
+    """Produces one fresh set of credentials per call; the engine decides when to call."""
+
+    async def __call__(self) -> TemporaryCredentials: ...
+
+
+class _PolicyDescriptor(TypedDict):
+    arn: str
+
+
+class _Tag(TypedDict):
+    Key: str
+    Value: str
+
+
+class _ProvidedContext(TypedDict, total=False):
+    ProviderArn: str
+    ContextAssertion: str
+
+
+class AssumeRoleConfig(TypedDict, total=False):
+    """The parameters of STS AssumeRole; a plain dict with these keys works everywhere."""
+
+    RoleArn: str
+    RoleSessionName: str
+    PolicyArns: list[_PolicyDescriptor]
+    Policy: str
+    DurationSeconds: int
+    Tags: list[_Tag]
+    TransitiveTagKeys: list[str]
+    ExternalId: str
+    SerialNumber: str
+    TokenCode: str
+    SourceIdentity: str
+    ProvidedContexts: list[_ProvidedContext]
+
+
+class STSClientConfig(TypedDict, total=False):
+    """Options of the private STS client a session uses to fetch credentials."""
+
+    region_name: str
+    endpoint_url: str
+    api_version: str
+    use_ssl: bool
+    verify: bool | str
+    config: Any
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str
+    aws_account_id: str
