@@ -36,7 +36,8 @@ class TemporaryCredentials:
     def __repr__(self) -> str:
         return (
             f"TemporaryCredentials(access_key={self.access_key!r}, secret_key={_MASK!r}, "
-            f"token={_MASK if self.token else None!r}, expiry_time={self.expiry_time.isoformat()!r}, "
+            f"token={_MASK if self.token else None!r}, "
+            f"expiry_time={self.expiry_time.isoformat()!r}, "
             f"account_id={self.account_id!r})"
         )
 
@@ -106,7 +107,9 @@ class TemporaryCredentials:
         }
 
 
-def parse_expiry(value: object, *, name: str = "expiry_time", source: str = "credentials") -> datetime:
+def parse_expiry(
+    value: object, *, name: str = "expiry_time", source: str = "credentials"
+) -> datetime:
     """An aware ``datetime`` from a datetime or ISO-8601 string; naive values are refused."""
     if isinstance(value, str):
         text = value.strip()

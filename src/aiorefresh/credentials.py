@@ -308,7 +308,9 @@ class RefreshEngine:
         # asyncio.wait leaves the shared task running when this waiter is cancelled.
         await asyncio.wait((task,))
         if task.cancelled():
-            raise CredentialRefreshError(f"{self._name}: the refresh was cancelled (session closed)")
+            raise CredentialRefreshError(
+                f"{self._name}: the refresh was cancelled (session closed)"
+            )
         outcome = task.result()
         if outcome.error is not None:
             raise _fresh_copy(outcome.error)
@@ -329,7 +331,9 @@ class RefreshEngine:
             self._last_refresh = now
             self._retry_at = _MIN
             self._nonrecoverable = None
-            logger.debug("%s: refreshed (%s); expires %s", self._name, phase, outcome.snapshot.expiry)
+            logger.debug(
+                "%s: refreshed (%s); expires %s", self._name, phase, outcome.snapshot.expiry
+            )
         else:
             self._record_failure(outcome.error, now, phase)
         if self._on_refresh is not None:
@@ -356,7 +360,9 @@ class RefreshEngine:
         except CredentialRefreshError as exc:
             return _Outcome(None, exc)
         except TimeoutError as exc:
-            return _Outcome(None, _wrap(f"{self._name}: refresh timed out after {self._timeout} s", exc))
+            return _Outcome(
+                None, _wrap(f"{self._name}: refresh timed out after {self._timeout} s", exc)
+            )
         except Exception as exc:
             return _Outcome(
                 None, _wrap(f"{self._name}: fetch failed: {type(exc).__name__}: {_short(exc)}", exc)

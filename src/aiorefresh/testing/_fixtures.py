@@ -106,7 +106,10 @@ class CountingFetcher:
 
 
 class MotoServer:
-    """moto's threaded server on a free loopback port (moto's ``mock_aws`` cannot serve aiobotocore)."""
+    """moto's threaded server on a free loopback port.
+
+    moto's in-process ``mock_aws`` does not work with aiobotocore; its server does.
+    """
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
