@@ -17,8 +17,8 @@ import threading
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiobotocore.config import AioConfig
@@ -31,7 +31,7 @@ from aiorefresh.errors import (
     SessionClosedError,
     ValidationError,
 )
-from aiorefresh.pool import ClientFactory, ClientPool, PoolStats
+from aiorefresh.pool import ClientPool, PoolStats
 from aiorefresh.testing import FrozenClock, MotoServer
 
 REGION = "us-east-1"
@@ -198,6 +198,19 @@ async def test_different_configs_get_different_clients(make_pool: MakePool) -> N
     async with pool.lease("s3", config=AioConfig(connector_args={"keepalive_timeout": 7})) as c:
         pass
     assert len({id(a), id(b), id(c)}) == 3
+
+
+async def test_botocore_rewriting_retries_leaves_the_callers_config_and_key_alone(
+    make_pool: MakePool,
+) -> None:
+    pool, _ = make_pool()
+    config = Config(retries={"max_attempts": 2})
+    async with pool.lease("s3", config=config) as first:
+        await first.list_buckets()
+    assert config.retries == {"max_attempts": 2}
+    async with pool.lease("s3", config=Config(retries={"max_attempts": 2})) as second:
+        pass
+    assert second is first
 
 
 async def test_region_endpoint_and_kind_each_select_another_client(
@@ -522,7 +535,7 @@ async def test_hit_path_completes_without_suspending(make_pool: MakePool) -> Non
     async with pool.lease("s3") as created:
         pass
     lease = pool.lease("s3")
-    entering = cast(Coroutine[Any, Any, Any], lease.__aenter__())
+    entering = lease.__aenter__()
     with pytest.raises(StopIteration) as stopped:
         entering.send(None)  # an await anywhere on the hit path would suspend here
     assert stopped.value.value is created
@@ -805,6 +818,23 @@ async def test_aclose_belongs_to_the_loop_it_runs_on(make_pool: MakePool) -> Non
         assert again is here
 
 
+async def test_clients_left_on_a_finished_loop_are_reported_when_the_pool_drops_it() -> None:
+    factory = FakeFactory()
+    pool = ClientPool(factory)
+
+    async def lease_without_aclose() -> None:
+        async with pool.lease("s3"):
+            pass
+
+    await asyncio.to_thread(asyncio.run, lease_without_aclose())
+    with pytest.warns(ResourceWarning, match="closed event loop"):
+        async with pool.lease("s3"):  # a new partition drops the finished loop's one
+            pass
+    assert len(factory.created) == 2
+    assert pool.stats().creations == 2  # the dropped loop's counters are kept
+    await pool.aclose()
+
+
 # -- lifecycle --------------------------------------------------------------------------------
 
 
@@ -896,8 +926,3 @@ async def test_service_name_must_be_a_string() -> None:
         async with pool.lease(3):  # type: ignore[arg-type]
             pass
     await pool.aclose()
-
-
-def test_factories_satisfy_the_protocol() -> None:
-    factories: list[ClientFactory] = [RecordingFactory(), FakeFactory()]
-    assert all(callable(f.create) and callable(f.close) for f in factories)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import math
@@ -200,6 +201,21 @@ def _merge_configs(default: Any, call: Any) -> Any:
         return call
 
 
+def _detached(config: Any) -> Any:
+    """A copy of ``config`` whose dict options botocore may rewrite (it edits ``retries``).
+
+    Keeps the caller's object, and so its key, as it was.
+    """
+    try:
+        clone = copy.copy(config)
+        for name, value in list(vars(clone).items()):
+            if isinstance(value, dict):
+                setattr(clone, name, dict(value))
+    except Exception:
+        return config
+    return clone
+
+
 # -- entries and partitions ------------------------------------------------------------------
 
 
@@ -337,6 +353,10 @@ class ClientPool:
     client for code that keeps clients in attributes. ``max_clients`` bounds the unpinned
     clients of each loop (``0`` disables pooling: a client per lease); ``idle_timeout`` closes
     clients nobody leased for that many seconds, at the next pool operation.
+
+    Creation is single-flight: tasks asking for a client being created wait for it, holding
+    their lease. If the creation fails, every waiting task gets its error and the next lease
+    tries again; if the creating task is cancelled, one waiting task takes the creation over.
     """
 
     def __init__(
@@ -659,6 +679,8 @@ class ClientPool:
 
     def _client_kwargs(self, spec: _Spec, raw: tuple[Any, ...]) -> dict[str, Any]:
         kwargs = dict(spec.kwargs)
+        if kwargs.get("config") is not None:
+            kwargs["config"] = _detached(kwargs["config"])
         for name, value in zip(_SECRET_ARGS, raw[_AK:_CONFIG], strict=True):
             kwargs[name] = value if value is not None else self._defaults.get(name)
         return kwargs
@@ -685,7 +707,8 @@ class ClientPool:
                 try:
                     await entry.ready.wait()
                 except BaseException:
-                    self._release(part, entry)  # gives a created client back, or just leaves
+                    if entry.state != _READY:
+                        self._release(part, entry)
                     raise
             if entry.state == _READY:
                 part.hits += 1

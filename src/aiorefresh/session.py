@@ -36,6 +36,9 @@ __all__ = [
     "DefaultRefreshableSession",
     "IoTRefreshableSession",
     "RefreshableSession",
+    "STSRefreshableSession",
+    "SessionTokenRefreshableSession",
+    "WebIdentityRefreshableSession",
 ]
 
 logger = logging.getLogger("aiorefresh")
@@ -322,6 +325,7 @@ class RefreshableSession:
             else (aws_access_key_id, aws_secret_access_key, aws_session_token, aws_account_id)
         )
         self._defer_refresh = defer_refresh
+        self._default_client_kwargs = default_client_kwargs
         self._retry_on_expired_token = retry_on_expired_token
         self._options = {name: options[name] for name in given}
         self._aiosession: AioSession = botocore_session or _aiobotocore.new_aiosession(
@@ -447,6 +451,45 @@ class RefreshableSession:
         return identity
 
     get_identity = whoami
+
+    # -- role chaining ---------------------------------------------------------------------
+
+    async def assume_role(
+        self,
+        RoleArn: str,
+        *,
+        sts_client_kwargs: Mapping[str, Any] | None = None,
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        **assume_role_kwargs: Any,
+    ) -> STSRefreshableSession:
+        """A session for ``RoleArn`` whose source is this session's refreshing credentials.
+
+        Chains (A -> B -> C) keep renewing for as long as the process lives; AWS caps a chained
+        session at one hour, so a longer ``DurationSeconds`` is capped with a warning. Closing
+        this session closes the child.
+        """
+        self._check_open()
+        kwargs = {"RoleArn": RoleArn, **assume_role_kwargs}
+        if sts_client_kwargs is None and isinstance(self, _STSSessionMixin):
+            inherited = self._options.get("sts_client_kwargs") or {}
+            sts_client_kwargs = {
+                k: v for k, v in inherited.items() if not k.startswith("aws_")
+            } or None
+        child = STSRefreshableSession.__new__(STSRefreshableSession)
+        child._parent = self
+        child.__init__(  # type: ignore[misc]
+            assume_role_kwargs=kwargs,
+            sts_client_kwargs=sts_client_kwargs,
+            mfa_token_provider=mfa_token_provider,
+            mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+            clock=self._clock,
+            region_name=self._explicit_region or self.region_name,
+            retry_on_expired_token=self._retry_on_expired_token,
+            default_client_kwargs=self._default_client_kwargs,
+        )
+        self._children.add(child)
+        return child
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -726,3 +769,119 @@ class IoTRefreshableSession(RefreshableSession, method="iot"):
 
     async def _aclose_method(self) -> None:
         await self._iot_fetcher.aclose()
+
+
+class _STSSessionMixin(RefreshableSession):
+    """What the three STS methods share: source credentials, the private client, closing."""
+
+    _source_keys_allowed = True
+    _sts_fetcher: Any
+
+    def _sts_source(self) -> AioSession:
+        parent = getattr(self, "_parent", None)
+        if parent is not None:
+            return parent._aiosession  # type: ignore[no-any-return]
+        return self._source_session()
+
+    def _client_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        from .fetchers.sts import validate_sts_client_kwargs
+
+        kwargs = validate_sts_client_kwargs(options.get("sts_client_kwargs"))
+        kwargs.setdefault("region_name", self._explicit_region)
+        if kwargs["region_name"] is None:
+            del kwargs["region_name"]
+        return kwargs
+
+    async def _aclose_method(self) -> None:
+        await self._sts_fetcher.aclose()
+
+
+class STSRefreshableSession(_STSSessionMixin, method="sts"):
+    """Assumes an IAM role with STS AssumeRole and keeps renewing it, MFA included."""
+
+    _accepted_options = frozenset(
+        {
+            "assume_role_kwargs",
+            "sts_client_kwargs",
+            "mfa_token_provider",
+            "mfa_token_provider_kwargs",
+        }
+    )
+
+    def _make_fetcher(self, options: Mapping[str, Any]) -> CredentialFetcher:
+        from .fetchers.sts import (
+            AssumeRoleFetcher,
+            cap_chained_duration,
+            validate_assume_role_kwargs,
+        )
+
+        if options.get("assume_role_kwargs") is None:
+            raise ValidationError(
+                "assume_role_kwargs is required for method 'sts' (RoleArn at least)"
+            )
+        params = validate_assume_role_kwargs(options["assume_role_kwargs"])
+        if getattr(self, "_parent", None) is not None:
+            cap_chained_duration(params)
+        self._sts_fetcher = AssumeRoleFetcher(
+            params,
+            source=self._sts_source,
+            client_kwargs=self._client_kwargs(options),
+            mfa_token_provider=options.get("mfa_token_provider"),
+            mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+            clock=self._clock,
+        )
+        return self._sts_fetcher  # type: ignore[no-any-return]
+
+    @property
+    def assume_role_kwargs(self) -> dict[str, Any]:
+        """The AssumeRole parameters in use (``RoleSessionName`` filled in)."""
+        return dict(self._sts_fetcher.params)
+
+
+class SessionTokenRefreshableSession(_STSSessionMixin, method="session_token"):
+    """Temporary credentials of an IAM user (STS GetSessionToken), typically MFA-protected."""
+
+    _accepted_options = frozenset(
+        {
+            "session_token_kwargs",
+            "sts_client_kwargs",
+            "mfa_token_provider",
+            "mfa_token_provider_kwargs",
+        }
+    )
+
+    def _make_fetcher(self, options: Mapping[str, Any]) -> CredentialFetcher:
+        from .fetchers.sts import SessionTokenFetcher, validate_session_token_kwargs
+
+        self._sts_fetcher = SessionTokenFetcher(
+            validate_session_token_kwargs(options.get("session_token_kwargs")),
+            source=self._sts_source,
+            client_kwargs=self._client_kwargs(options),
+            mfa_token_provider=options.get("mfa_token_provider"),
+            mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+            clock=self._clock,
+        )
+        return self._sts_fetcher  # type: ignore[no-any-return]
+
+
+class WebIdentityRefreshableSession(_STSSessionMixin, method="web_identity"):
+    """A role assumed with a web identity token (OIDC, EKS IRSA), called unsigned."""
+
+    _accepted_options = frozenset(
+        {"web_identity_kwargs", "web_identity_token", "sts_client_kwargs"}
+    )
+
+    def _make_fetcher(self, options: Mapping[str, Any]) -> CredentialFetcher:
+        from .fetchers.sts import WebIdentityFetcher, validate_web_identity_kwargs
+
+        if options.get("web_identity_kwargs") is None:
+            raise ValidationError(
+                "web_identity_kwargs is required for method 'web_identity' (RoleArn at least)"
+            )
+        self._sts_fetcher = WebIdentityFetcher(
+            validate_web_identity_kwargs(options["web_identity_kwargs"]),
+            options.get("web_identity_token"),
+            source=self._sts_source,
+            client_kwargs=self._client_kwargs(options),
+        )
+        return self._sts_fetcher  # type: ignore[no-any-return]

@@ -21,6 +21,7 @@ from ._fixtures import (
     counting_fetcher,
     frozen_clock,
     moto_server,
+    sts_standin,
 )
 
 __all__ = [
@@ -34,9 +35,23 @@ __all__ = [
     "counting_fetcher",
     "frozen_clock",
     "moto_server",
+    "sts_standin",
+    "Succeed",
+    "Fail",
+    "Hang",
+    "Malformed",
+    "Delay",
 ]
 
-_LAZY = {"STSStandIn": "._sts", "IoTCredentialsServer": "._iot"}
+_LAZY = {
+    "STSStandIn": "._sts",
+    "Succeed": "._sts",
+    "Fail": "._sts",
+    "Hang": "._sts",
+    "Malformed": "._sts",
+    "Delay": "._sts",
+    "IoTCredentialsServer": "._iot",
+}
 
 
 def __getattr__(name: str) -> Any:

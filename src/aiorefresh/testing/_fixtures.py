@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "counting_fetcher",
     "frozen_clock",
     "moto_server",
+    "sts_standin",
 ]
 
 AWS_TEST_ENV: Mapping[str, str] = {
@@ -34,6 +35,13 @@ AWS_TEST_ENV: Mapping[str, str] = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
 """Fake keys and region, and no config files or instance metadata: nothing reaches AWS."""
+
+try:  # pytest-asyncio in strict mode needs its own decorator for async fixtures
+    import pytest_asyncio
+
+    _async_fixture: Any = pytest_asyncio.fixture
+except ImportError:  # pragma: no cover - auto-mode runners (anyio's plugin) take plain fixtures
+    _async_fixture = pytest.fixture
 
 _CLEARED = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
@@ -160,6 +168,15 @@ def moto_server() -> Iterator[MotoServer]:
 def frozen_clock() -> FrozenClock:
     """A clock standing at 2030-01-01T00:00Z until the test advances it."""
     return FrozenClock()
+
+
+@_async_fixture
+async def sts_standin(frozen_clock: FrozenClock) -> AsyncIterator[Any]:
+    """A running ``STSStandIn`` on ``frozen_clock``: script faults, count requests."""
+    from ._sts import STSStandIn
+
+    async with STSStandIn(clock=frozen_clock) as server:
+        yield server
 
 
 @pytest.fixture

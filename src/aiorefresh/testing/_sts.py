@@ -240,7 +240,8 @@ class STSStandIn:
             raise ConfigurationError("account_id must be a str of 12 digits")
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lifetime = lifetime
-        self._account_id = account_id
+        self.account_id = account_id
+        """The account of the fixed user; issued role credentials take the role ARN's account."""
         self._host = host
         self._port = port
         self._mfa_reuse_window = mfa_reuse_window
