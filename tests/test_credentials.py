@@ -73,9 +73,7 @@ def test_mandatory_window_never_exceeds_advisory() -> None:
 
 def test_jitter_shortens_advisory_within_bounds() -> None:
     rng = random.Random(7)
-    seen = {
-        compute_windows(timedelta(hours=1), jitter=0.5, rng=rng)[0] for _ in range(200)
-    }
+    seen = {compute_windows(timedelta(hours=1), jitter=0.5, rng=rng)[0] for _ in range(200)}
     assert all(timedelta(minutes=7.5) <= w <= timedelta(minutes=15) for w in seen)
     assert len(seen) > 100
 
@@ -365,7 +363,8 @@ async def test_stats_count_refreshes_and_failures(
         await engine.refresh()
     stats = engine.stats()
     assert (stats.refreshes, stats.failures) == (1, 1)
-    assert stats.last_error is not None and "OSError" in stats.last_error
+    assert stats.last_error is not None
+    assert "OSError" in stats.last_error
 
 
 async def test_on_refresh_receives_every_outcome(

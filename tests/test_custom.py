@@ -103,7 +103,8 @@ async def test_sync_callable_runs_in_a_worker_thread() -> None:
         return {"access_key": "AK", "secret_key": "SK", "expiry_time": EXPIRY}
 
     await CustomFetcher(fetch)()
-    assert seen and seen[0] != threading.get_ident()
+    assert seen
+    assert seen[0] != threading.get_ident()
 
 
 async def test_coroutine_function_is_awaited_on_the_loop() -> None:

@@ -261,7 +261,8 @@ async def test_whoami_reports_the_identity_and_caches_it(
         again = await session.get_identity()
     assert isinstance(identity, Identity)
     assert identity is again
-    assert identity.account_id.isdigit() and len(identity.account_id) == 12
+    assert identity.account_id.isdigit()
+    assert len(identity.account_id) == 12
     assert identity.arn.startswith("arn:aws:")
 
 
@@ -291,7 +292,9 @@ async def test_botocore_session_is_adopted(counting_fetcher: CountingFetcher) ->
         assert isinstance(await given.get_credentials(), EngineCredentials)
 
 
-def test_aioboto3_style_configuration_calls(aws_env: Any, counting_fetcher: CountingFetcher) -> None:
+def test_aioboto3_style_configuration_calls(
+    aws_env: Any, counting_fetcher: CountingFetcher
+) -> None:
     session = custom(counting_fetcher, region_name="eu-central-1")
     assert session.region_name == "eu-central-1"
     assert session.profile_name == "default"

@@ -94,7 +94,8 @@ async def test_role_session_name_defaults_to_a_random_aiorefresh_name(
     session = RefreshableSession(assume_role_kwargs={"RoleArn": ROLE}, clock=moto_clock)
     assert isinstance(session, STSRefreshableSession)
     name = session.assume_role_kwargs["RoleSessionName"]
-    assert name.startswith("aiorefresh-") and len(name) == len("aiorefresh-") + 8
+    assert name.startswith("aiorefresh-")
+    assert len(name) == len("aiorefresh-") + 8
 
 
 async def test_whoami_is_the_assumed_role_not_the_source(
@@ -117,9 +118,8 @@ async def test_session_sts_client_signs_as_the_role(
         moto_server.endpoint_url,
         moto_clock,
         assume_role_kwargs={"RoleArn": ROLE, "RoleSessionName": "signer"},
-    ) as session:
-        async with session.client("sts") as sts:
-            answer = await sts.get_caller_identity()
+    ) as session, session.client("sts") as sts:
+        answer = await sts.get_caller_identity()
     assert ":assumed-role/reader/signer" in answer["Arn"]
 
 
@@ -130,7 +130,8 @@ async def test_three_role_chain_assumes_each_role_in_turn(
         b = await a.assume_role(ROLE_B, RoleSessionName="bee")
         c = await b.assume_role(ROLE_C, RoleSessionName="sea")
         assert (await c.whoami()).arn.endswith(":assumed-role/admin/sea")
-    assert b.closed and c.closed
+    assert b.closed
+    assert c.closed
 
 
 async def test_chained_duration_is_capped_at_one_hour(
@@ -495,7 +496,7 @@ async def test_three_role_chain_keeps_refreshing(
     async with standin_session(sts_standin, frozen_clock) as a:
         b = await a.assume_role(ROLE_B, RoleSessionName="bee")
         c = await b.assume_role(ROLE_C, RoleSessionName="sea")
-        for cycle in range(3):
+        for _cycle in range(3):
             creds = await c.refreshable_credentials()
             assert (await c.whoami()).arn.endswith(":assumed-role/admin/sea")
             frozen_clock.set(creds.expiry_time + timedelta(seconds=1))  # every link expires

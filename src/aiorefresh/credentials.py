@@ -351,6 +351,7 @@ class RefreshEngine:
         return outcome
 
     async def _fetch_once(self) -> _Outcome:
+        creds: object
         try:
             if self._timeout is None:
                 creds = await self._fetcher()
@@ -368,7 +369,7 @@ class RefreshEngine:
                 None, _wrap(f"{self._name}: fetch failed: {type(exc).__name__}: {_short(exc)}", exc)
             )
         if not isinstance(creds, TemporaryCredentials):
-            return _Outcome(
+            return _Outcome(  # type: ignore[unreachable]
                 None,
                 CredentialRefreshError(
                     f"{self._name}: fetcher returned {type(creds).__name__}; "

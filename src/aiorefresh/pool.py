@@ -707,8 +707,7 @@ class ClientPool:
                 try:
                     await entry.ready.wait()
                 except BaseException:
-                    if entry.state != _READY:
-                        self._release(part, entry)
+                    self._release(part, entry)  # gives a created client back, or just leaves
                     raise
             if entry.state == _READY:
                 part.hits += 1

@@ -476,7 +476,7 @@ class RefreshableSession:
             sts_client_kwargs = {
                 k: v for k, v in inherited.items() if not k.startswith("aws_")
             } or None
-        child = STSRefreshableSession.__new__(STSRefreshableSession)
+        child = object.__new__(STSRefreshableSession)
         child._parent = self
         child.__init__(  # type: ignore[misc]
             assume_role_kwargs=kwargs,
@@ -776,11 +776,11 @@ class _STSSessionMixin(RefreshableSession):
 
     _source_keys_allowed = True
     _sts_fetcher: Any
+    _parent: RefreshableSession | None = None
 
     def _sts_source(self) -> AioSession:
-        parent = getattr(self, "_parent", None)
-        if parent is not None:
-            return parent._aiosession  # type: ignore[no-any-return]
+        if self._parent is not None:
+            return self._parent._aiosession
         return self._source_session()
 
     def _client_kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -820,7 +820,7 @@ class STSRefreshableSession(_STSSessionMixin, method="sts"):
                 "assume_role_kwargs is required for method 'sts' (RoleArn at least)"
             )
         params = validate_assume_role_kwargs(options["assume_role_kwargs"])
-        if getattr(self, "_parent", None) is not None:
+        if self._parent is not None:
             cap_chained_duration(params)
         self._sts_fetcher = AssumeRoleFetcher(
             params,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from aiobotocore.session import AioSession
 
@@ -27,7 +28,7 @@ class ChainFetcher:
     def __init__(self, source: Callable[[], AioSession]) -> None:
         self._source_factory = source
         self._source: AioSession | None = None
-        self._resolved: object | None = None
+        self._resolved: Any = None
 
     @property
     def source_session(self) -> AioSession:
@@ -46,7 +47,7 @@ class ChainFetcher:
                     "credentials and config files, container or instance metadata)"
                 )
             self._resolved = creds
-        frozen = await creds.get_frozen_credentials()  # type: ignore[attr-defined]
+        frozen = await creds.get_frozen_credentials()
         return TemporaryCredentials(
             access_key=frozen.access_key,
             secret_key=frozen.secret_key,

@@ -502,6 +502,7 @@ class WebIdentityFetcher(_STSFetcher):
             )
 
     async def _token(self) -> str:
+        text: Any
         if self._path is not None:
             try:
                 text = await anyio.Path(self._path).read_text()

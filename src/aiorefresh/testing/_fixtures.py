@@ -170,7 +170,7 @@ def frozen_clock() -> FrozenClock:
     return FrozenClock()
 
 
-@_async_fixture
+@_async_fixture  # type: ignore[untyped-decorator,unused-ignore]
 async def sts_standin(frozen_clock: FrozenClock) -> AsyncIterator[Any]:
     """A running ``STSStandIn`` on ``frozen_clock``: script faults, count requests."""
     from ._sts import STSStandIn
