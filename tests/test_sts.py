@@ -114,11 +114,14 @@ async def test_whoami_is_the_assumed_role_not_the_source(
 async def test_session_sts_client_signs_as_the_role(
     aws_env: Any, moto_server: MotoServer, moto_clock: FrozenClock
 ) -> None:
-    async with sts_session(
-        moto_server.endpoint_url,
-        moto_clock,
-        assume_role_kwargs={"RoleArn": ROLE, "RoleSessionName": "signer"},
-    ) as session, session.client("sts") as sts:
+    async with (
+        sts_session(
+            moto_server.endpoint_url,
+            moto_clock,
+            assume_role_kwargs={"RoleArn": ROLE, "RoleSessionName": "signer"},
+        ) as session,
+        session.client("sts") as sts,
+    ):
         answer = await sts.get_caller_identity()
     assert ":assumed-role/reader/signer" in answer["Arn"]
 

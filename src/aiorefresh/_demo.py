@@ -169,17 +169,20 @@ async def _iot() -> None:
     _say()
     _say("4. IoT Core X.509: mutual TLS to a local credentials provider")
     clock = FrozenClock()
-    async with IoTCredentialsServer(
-        role_alias="demo-alias", clock=clock, lifetime=timedelta(hours=1)
-    ) as server, RefreshableSession(
-        endpoint=server.endpoint,
-        role_alias="demo-alias",
-        certificate=server.client_cert_pem,
-        private_key=server.client_key_pem,
-        ca=server.ca_pem,
-        thing_name="demo-thing",
-        clock=clock,
-    ) as session:
+    async with (
+        IoTCredentialsServer(
+            role_alias="demo-alias", clock=clock, lifetime=timedelta(hours=1)
+        ) as server,
+        RefreshableSession(
+            endpoint=server.endpoint,
+            role_alias="demo-alias",
+            certificate=server.client_cert_pem,
+            private_key=server.client_key_pem,
+            ca=server.ca_pem,
+            thing_name="demo-thing",
+            clock=clock,
+        ) as session,
+    ):
         results = await asyncio.gather(*(session.refreshable_credentials() for _ in range(500)))
         creds: TemporaryCredentials = results[0]
         _say(
