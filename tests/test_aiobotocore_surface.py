@@ -32,12 +32,26 @@ def test_private_attribute_still_exists(owner: str, attribute: str) -> None:
     if attribute.startswith("_refresh"):
         assert inspect.iscoroutinefunction(getattr(cls, attribute))
         return
-    instance = (
-        AioSession()
-        if cls is AioSession
-        else AioDeferredRefreshableCredentials(refresh_using=lambda: None, method="probe")
-    )
+    if cls is AioSession:
+        instance: Any = AioSession()
+    elif cls is AioDeferredRefreshableCredentials:
+        instance = AioDeferredRefreshableCredentials(refresh_using=lambda: None, method="probe")
+    else:
+        resolver = AioSession().get_component("credential_provider")
+        instance = resolver.get_provider("assume-role")
+        assert isinstance(instance, cls)
     assert attribute in vars(instance), f"{owner}.{attribute} is gone"
+
+
+def test_refusing_prompts_replaces_the_assume_role_prompter() -> None:
+    session = AioSession()
+
+    def refuse(prompt: str) -> str:
+        raise RuntimeError(prompt)
+
+    _aiobotocore.refuse_mfa_prompts(session, refuse)
+    provider = session.get_component("credential_provider").get_provider("assume-role")
+    assert provider._prompter is refuse
 
 
 async def test_aiosession_returns_installed_credentials_without_the_chain() -> None:

@@ -7,6 +7,7 @@ shape fails loudly in CI instead of silently in production.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +27,15 @@ __all__ = [
     "freeze",
     "install_credentials",
     "new_aiosession",
+    "refuse_mfa_prompts",
     "session_credentials",
 ]
 
 PRIVATE_SURFACE: dict[str, tuple[str, ...]] = {
     # AioSession.get_credentials() returns _credentials when it is set, else runs the chain.
     "aiobotocore.session.AioSession": ("_credentials",),
+    # The assume-role provider of the chain asks its _prompter (getpass by default) for MFA codes.
+    "aiobotocore.credentials.AioAssumeRoleProvider": ("_prompter",),
     # The deferred credentials keep these fields; get_access_key() etc. read them after _refresh().
     "aiobotocore.credentials.AioDeferredRefreshableCredentials": (
         "_refresh",
@@ -110,6 +114,17 @@ def credentials_expiry(credentials: Any) -> datetime | None:
     """When botocore credentials expire (``None`` for static keys)."""
     expiry = getattr(credentials, "_expiry_time", None)
     return expiry if isinstance(expiry, datetime) else None
+
+
+def refuse_mfa_prompts(session: AioSession, refuse: Callable[[str], str]) -> None:
+    """Replace the chain's blocking MFA prompt (``getpass``) with ``refuse``, which raises.
+
+    A role profile with ``mfa_serial`` would otherwise block the event loop on a terminal read.
+    """
+    resolver = session.get_component("credential_provider")
+    provider = resolver.get_provider("assume-role") if resolver is not None else None
+    if provider is not None and hasattr(provider, "_prompter"):
+        provider._prompter = refuse
 
 
 def session_credentials(session: AioSession) -> Any:

@@ -391,7 +391,18 @@ class RefreshableSession:
         )
         if self._source_keys is not None:
             source.set_credentials(*self._source_keys)
+        else:
+            _aiobotocore.refuse_mfa_prompts(source, self._refuse_prompt)
         return source
+
+    def _refuse_prompt(self, prompt: str) -> str:
+        from .fetchers.sts import NonRecoverableMFAError
+
+        raise NonRecoverableMFAError(
+            f"profile {self.profile_name!r} asks for an MFA code ({prompt.strip().rstrip(':')}); "
+            "aiorefresh never blocks the event loop on a prompt: use method='sts' with "
+            "assume_role_kwargs (RoleArn, SerialNumber) and mfa_token_provider instead"
+        )
 
     # -- credentials -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from .custom import is_async_callable
 
 __all__ = [
     "CHAINED_MAX_DURATION",
+    "NonRecoverableMFAError",
     "AssumeRoleFetcher",
     "SessionTokenFetcher",
     "WebIdentityFetcher",
@@ -110,7 +111,7 @@ _CLIENT_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class _NonRecoverableMFAError(MFAError, NonRecoverableCredentialError):
+class NonRecoverableMFAError(MFAError, NonRecoverableCredentialError):
     """An MFA failure that retrying cannot fix (a code AWS rejected, no provider to ask)."""
 
 
@@ -244,7 +245,7 @@ def _error_from_client_error(exc: ClientError, action: str) -> CredentialRefresh
         f" (request id {request_id})" if request_id else ""
     )
     if code == "AccessDenied" and ("MultiFactorAuthentication" in message or "MFA" in message):
-        cls: type[CredentialRefreshError] = _NonRecoverableMFAError
+        cls: type[CredentialRefreshError] = NonRecoverableMFAError
     elif code in _NON_RECOVERABLE_CODES:
         cls = NonRecoverableCredentialError
     else:
@@ -387,7 +388,7 @@ class _MFA:
         if self._static is not None and not self._used_static:
             self._used_static = True
             return self._static
-        raise _NonRecoverableMFAError(
+        raise NonRecoverableMFAError(
             "this refresh needs a new MFA code: a static TokenCode serves the first call only; "
             "pass mfa_token_provider to refresh MFA-protected credentials"
         )
