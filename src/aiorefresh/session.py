@@ -21,7 +21,7 @@ from aiobotocore.session import AioSession
 
 from . import _aiobotocore
 from ._types import CredentialFetcher, Identity, TemporaryCredentials
-from .credentials import Clock, RefreshEngine, RefreshEvent, RefreshStats
+from .credentials import Clock, RefreshEngine, RefreshEvent, RefreshStats, utc_now
 from .errors import (
     ConfigurationError,
     SessionClosedError,
@@ -315,7 +315,7 @@ class RefreshableSession:
                 f"{type(default_client_kwargs).__name__}"
             )
 
-        self._clock: Clock = clock or _default_clock()
+        self._clock: Clock = clock or utc_now
         self._profile_name = profile_name
         self._explicit_region = region_name
         self._region_cache: str | None = None
@@ -698,12 +698,6 @@ class RefreshableSession:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} method={self.method!r} {state}>"
-
-
-def _default_clock() -> Clock:
-    from .credentials import utc_now
-
-    return utc_now
 
 
 class CustomRefreshableSession(RefreshableSession, method="custom"):
