@@ -29,6 +29,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from aiorefresh import RefreshableSession
 from aiorefresh.pool import ClientPool
 from aiorefresh.testing import AWS_TEST_ENV, MotoServer
 
@@ -88,6 +89,25 @@ async def run(endpoint_url: str, *, quick: bool) -> list[dict[str, Any]]:
         async with pool.lease("s3", config=config):
             pass
 
+    facade = RefreshableSession(
+        region_name=REGION, default_client_kwargs={"endpoint_url": endpoint_url}
+    )
+
+    async def session_client_hit() -> None:
+        async with facade.client("s3"):
+            pass
+
+    try:
+        import aioboto3
+    except ImportError:
+        aioboto3 = None
+    boto3_session = aioboto3.Session(region_name=REGION) if aioboto3 is not None else None
+
+    async def aioboto3_create() -> None:
+        assert boto3_session is not None
+        async with boto3_session.client("s3", endpoint_url=endpoint_url):
+            pass
+
     async def raw_create() -> None:
         async with session.create_client("s3", region_name=REGION, endpoint_url=endpoint_url):
             pass
@@ -103,8 +123,24 @@ async def run(endpoint_url: str, *, quick: bool) -> list[dict[str, Any]]:
             await client.list_buckets()
 
     try:
+        extra = []
+        if boto3_session is not None:
+            extra.append(
+                await measure(
+                    "(b) aioboto3 Session.client per use",
+                    aioboto3_create,
+                    ops=create_ops,
+                    repeats=repeats,
+                )
+            )
         return [
             await measure("(a) pool.lease hit", pool_hit, ops=hit_ops, repeats=repeats),
+            await measure(
+                "(a) RefreshableSession.client hit",
+                session_client_hit,
+                ops=hit_ops,
+                repeats=repeats,
+            ),
             await measure(
                 "(a) pool.lease hit, with AioConfig",
                 pool_hit_with_config,
@@ -112,6 +148,7 @@ async def run(endpoint_url: str, *, quick: bool) -> list[dict[str, Any]]:
                 repeats=repeats,
             ),
             await measure("(b) create_client per use", raw_create, ops=create_ops, repeats=repeats),
+            *extra,
             await measure(
                 "(c) pool.lease + list_buckets", pool_request, ops=request_ops, repeats=repeats
             ),
@@ -121,6 +158,7 @@ async def run(endpoint_url: str, *, quick: bool) -> list[dict[str, Any]]:
         ]
     finally:
         await pool.aclose()
+        await facade.aclose()
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
