@@ -333,13 +333,58 @@ def _no_retries() -> Any:
     return AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=2)
 
 
-async def test_malformed_answer_is_a_refresh_error(
+async def test_malformed_answer_is_non_recoverable(
     aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
 ) -> None:
     sts_standin.script("malformed")
     async with standin_session(sts_standin, frozen_clock) as session:
-        with pytest.raises(CredentialRefreshError):
+        with pytest.raises(NonRecoverableCredentialError, match="not an STS document"):
             await session.refreshable_credentials()
+
+
+async def test_expired_web_identity_token_is_recoverable(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    from aiorefresh.testing import Fail
+
+    async with RefreshableSession(
+        web_identity_kwargs={"RoleArn": ROLE},
+        web_identity_token=lambda: "eyJ.rotating.token",
+        sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url, "config": _no_retries()},
+        clock=frozen_clock,
+    ) as session:
+        first = await session.refreshable_credentials()
+        frozen_clock.set(first.expiry_time - timedelta(seconds=30))
+        sts_standin.script(Fail("ExpiredTokenException", "Token expired", 400))
+        assert await session.refreshable_credentials() == first  # static stability
+
+
+async def test_children_inherit_engine_options(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    events: list[Any] = []
+    async with standin_session(
+        sts_standin, frozen_clock, on_refresh=events.append, max_clients=3
+    ) as parent:
+        child = await parent.assume_role(ROLE_B)
+        await child.refreshable_credentials()
+        assert "max_clients=3" in repr(child.pool)
+    assert len(events) == 2  # the parent's fetch and the child's
+
+
+async def test_parent_keeps_and_closes_children_nobody_else_holds(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    import gc
+
+    async with standin_session(sts_standin, frozen_clock) as parent:
+        child = await parent.assume_role(ROLE_B)
+        async with child.client("sts") as sts:
+            await sts.get_caller_identity()
+        del child, sts
+        gc.collect()
+        assert len(parent._children) == 1
+    assert not parent._children
 
 
 async def test_already_expired_answer_is_a_refresh_error(

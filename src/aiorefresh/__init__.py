@@ -33,6 +33,9 @@ from .session import (
     DefaultRefreshableSession,
     IoTRefreshableSession,
     RefreshableSession,
+    SessionTokenRefreshableSession,
+    STSRefreshableSession,
+    WebIdentityRefreshableSession,
 )
 
 __all__ = [
@@ -56,6 +59,9 @@ __all__ = [
     "RefreshStats",
     "RefreshableSession",
     "STSClientConfig",
+    "STSRefreshableSession",
+    "SessionTokenRefreshableSession",
+    "WebIdentityRefreshableSession",
     "SessionClosedError",
     "TemporaryCredentials",
     "ValidationError",

@@ -8,14 +8,16 @@ takes no lock, awaits nothing and allocates nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import dataclasses
+import inspect
 import logging
 import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -130,7 +132,7 @@ class RefreshEvent:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Snapshot:
     creds: TemporaryCredentials
-    frozen: Any
+    frozen: Any = dataclasses.field(repr=False)
     advisory_at: datetime
     mandatory_at: datetime
     expiry: datetime
@@ -143,14 +145,22 @@ class _Outcome:
 
 
 class _LoopState:
-    """What the engine owns on one event loop."""
+    """What the engine owns on one event loop (the loop itself only weakly)."""
 
-    __slots__ = ("loop", "owned", "refresh")
+    __slots__ = ("closed", "loop", "owned", "refresh")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)
         self.refresh: asyncio.Task[_Outcome] | None = None
         self.owned: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(_retrieve)
+        self.owned.add(task)
+        task.add_done_callback(self.owned.discard)
+        return task
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -191,6 +201,7 @@ class RefreshEngine:
         self._freeze = freeze or (lambda creds: creds)
         self._name = name
         self._snap: _Snapshot | None = None
+        self._recent_keys: collections.deque[str] = collections.deque(maxlen=8)
         self._retry_at = _MIN
         self._nonrecoverable: NonRecoverableCredentialError | None = None
         self._nonrecoverable_until = _MIN
@@ -199,7 +210,6 @@ class RefreshEngine:
         self._last_refresh: datetime | None = None
         self._last_failure: datetime | None = None
         self._last_error: str | None = None
-        self._closed = False
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -246,7 +256,7 @@ class RefreshEngine:
                 if self.clock() < current.expiry:
                     return current
                 raise
-        if now >= self._retry_at:
+        if now >= self._retry_at and not self._state().closed:
             self._start_refresh("advisory")
         return snap
 
@@ -263,11 +273,22 @@ class RefreshEngine:
             return await self.get()
         return (await self._wait_for_refresh("forced")).creds
 
-    def invalidate(self) -> None:
-        """Forget the current credentials: the next caller waits for a fresh fetch."""
+    def invalidate(self, access_key: str | None = None) -> bool:
+        """Forget the current credentials: the next caller waits for a fresh fetch.
+
+        With ``access_key``, only if the current credentials still have that key (so a late
+        answer about old credentials does not throw away fresh ones). Returns whether it did.
+        """
+        snap = self._snap
+        if snap is None or (access_key is not None and snap.creds.access_key != access_key):
+            return False
         self._snap = None
         self._retry_at = _MIN
-        self._nonrecoverable = None
+        return True
+
+    def issued(self, access_key: str) -> bool:
+        """Whether ``access_key`` belongs to one of the last few credential sets fetched."""
+        return access_key in self._recent_keys
 
     def stats(self) -> RefreshStats:
         """A snapshot of the counters."""
@@ -291,16 +312,14 @@ class RefreshEngine:
             return state
 
     def _start_refresh(self, phase: Phase) -> asyncio.Task[_Outcome]:
-        if self._closed:
-            raise SessionClosedError(f"{self._name}: the session is closed; no refresh started")
         state = self._state()
+        if state.closed:
+            raise SessionClosedError(
+                f"{self._name}: the session was closed on this event loop; no refresh started"
+            )
         task = state.refresh
         if task is None:
-            task = state.loop.create_task(self._run(phase, state))
-            task.add_done_callback(_retrieve)
-            state.refresh = task
-            state.owned.add(task)
-            task.add_done_callback(state.owned.discard)
+            task = state.refresh = state.spawn(self._run(phase, state))
         return task
 
     async def _wait_for_refresh(self, phase: Phase) -> _Snapshot:
@@ -327,6 +346,7 @@ class RefreshEngine:
         if outcome.error is None:
             assert outcome.snapshot is not None
             self._snap = outcome.snapshot
+            self._recent_keys.append(outcome.snapshot.creds.access_key)
             self._refreshes += 1
             self._last_refresh = now
             self._retry_at = _MIN
@@ -345,39 +365,54 @@ class RefreshEngine:
                 duration=time.monotonic() - started,
             )
             try:
-                self._on_refresh(event)
+                result = self._on_refresh(event)
+                if inspect.isawaitable(result):
+                    state.spawn(self._await_callback(result))
             except Exception:
                 logger.exception("%s: on_refresh callback failed", self._name)
         return outcome
 
-    async def _fetch_once(self) -> _Outcome:
-        creds: object
+    async def _await_callback(self, result: Awaitable[object]) -> None:
         try:
-            if self._timeout is None:
+            await result
+        except Exception:
+            logger.exception("%s: on_refresh callback failed", self._name)
+
+    async def _fetch_once(self) -> _Outcome:
+        creds: object = None
+        try:
+            with anyio.move_on_after(self._timeout) as scope:
                 creds = await self._fetcher()
-            else:
-                with anyio.fail_after(self._timeout):
-                    creds = await self._fetcher()
         except CredentialRefreshError as exc:
             return _Outcome(None, exc)
-        except TimeoutError as exc:
-            return _Outcome(
-                None, _wrap(f"{self._name}: refresh timed out after {self._timeout} s", exc)
-            )
         except Exception as exc:
             return _Outcome(
                 None, _wrap(f"{self._name}: fetch failed: {type(exc).__name__}: {_short(exc)}", exc)
             )
+        if scope.cancelled_caught:
+            return _Outcome(
+                None,
+                CredentialRefreshError(f"{self._name}: refresh timed out after {self._timeout} s"),
+            )
         if not isinstance(creds, TemporaryCredentials):
-            return _Outcome(  # type: ignore[unreachable]
+            return _Outcome(
                 None,
                 CredentialRefreshError(
                     f"{self._name}: fetcher returned {type(creds).__name__}; "
                     "expected TemporaryCredentials"
                 ),
             )
+        expiry = creds.expiry_time
+        if not isinstance(expiry, datetime) or expiry.utcoffset() is None:
+            return _Outcome(
+                None,
+                CredentialRefreshError(
+                    f"{self._name}: fetched credentials have a naive or missing expiry_time; "
+                    "expected a timezone-aware datetime"
+                ),
+            )
         now = self.clock()
-        lifetime = creds.expiry_time - now
+        lifetime = expiry - now
         if lifetime <= timedelta(0):
             return _Outcome(
                 None,
@@ -389,7 +424,6 @@ class RefreshEngine:
         advisory, mandatory = compute_windows(
             lifetime, advisory=self._advisory, mandatory=self._mandatory, jitter=self._jitter
         )
-        expiry = creds.expiry_time
         return _Outcome(
             _Snapshot(
                 creds=creds,
@@ -414,6 +448,11 @@ class RefreshEngine:
         if snap is None or now >= snap.expiry:
             logger.warning("%s: refresh failed (%s): %s", self._name, phase, error)
             return
+        if phase == "forced" and now < snap.advisory_at:
+            logger.warning(
+                "%s: forced refresh failed, keeping current credentials: %s", self._name, error
+            )
+            return
         if now < snap.mandatory_at:
             backoff = timedelta(seconds=random.uniform(*_ADVISORY_BACKOFF))
             self._retry_at = min(now + backoff, snap.mandatory_at)
@@ -436,30 +475,15 @@ class RefreshEngine:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Cancel and await what the engine owns on this loop; cancel it on other loops."""
-        self._closed = True
-        try:
-            current = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        with self._lock:
-            states = list(self._loops.values())
-        mine: list[asyncio.Task[Any]] = []
-        for state in states:
-            tasks = list(state.owned)
-            if state.loop is current:
-                mine.extend(tasks)
-                for task in tasks:
-                    task.cancel()
-            elif not state.loop.is_closed():
-                for task in tasks:
-                    state.loop.call_soon_threadsafe(task.cancel)
-        if mine:
-            await asyncio.gather(*mine, return_exceptions=True)
-
-    def reopen(self) -> None:
-        """Allow refreshes again after :meth:`aclose` (a session entered a second time)."""
-        self._closed = False
+        """Cancel and await what the engine owns on this event loop, and start nothing more
+        here. Other loops keep working: each closes its own part before it ends."""
+        state = self._state()
+        state.closed = True
+        tasks = list(state.owned)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -7,14 +7,16 @@ parties register a method with ``class MySession(RefreshableSession, method="min
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import math
-import threading
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, ClassVar
 
 from aiobotocore.session import AioSession
@@ -82,6 +84,22 @@ _INFERENCE: tuple[tuple[str, str], ...] = (
 )
 
 _DEFAULT_METHOD = "default"
+_SIGNING_KEY = "aiorefresh_signing_key"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+def _remember_signing_key(request: Any = None, **kwargs: Any) -> None:
+    """Note which access key signed a request, so an ExpiredToken answer can be matched."""
+    if request is None:
+        return
+    header = request.headers.get("Authorization")
+    if isinstance(header, bytes):
+        header = header.decode("ascii", "replace")
+    match = _CREDENTIAL_SCOPE.search(header or "")
+    if match is not None and isinstance(getattr(request, "context", None), dict):
+        request.context[_SIGNING_KEY] = match.group(1)
+
+
 _EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 
 
@@ -155,6 +173,7 @@ class RefreshableSession:
     _registry: ClassVar[dict[str, type[RefreshableSession]]] = {}
     _accepted_options: ClassVar[frozenset[str]] = frozenset()
     _source_keys_allowed: ClassVar[bool] = False
+    _parent: RefreshableSession | None = None
 
     def __init_subclass__(cls, method: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -271,10 +290,14 @@ class RefreshableSession:
         if jitter is not None and jitter >= 1:
             raise ConfigurationError(f"refresh_jitter must be a fraction in [0, 1), got {jitter}")
         refresh_limit = _check_number("refresh_timeout", refresh_timeout, positive=True)
-        if clock is not None and not callable(clock):
-            raise ValidationError(
-                f"clock must be a callable returning an aware datetime, got {type(clock).__name__}"
-            )
+        if clock is not None:
+            now = clock() if callable(clock) else None
+            if not isinstance(now, datetime) or now.utcoffset() is None:
+                raise ValidationError(
+                    "clock must be a callable returning a timezone-aware datetime, got "
+                    f"{type(clock).__name__} returning {type(now).__name__}"
+                    + (" (naive)" if isinstance(now, datetime) else "")
+                )
         if on_refresh is not None and not callable(on_refresh):
             raise ValidationError(f"on_refresh must be callable, got {type(on_refresh).__name__}")
         if credential_cache is not None:
@@ -325,43 +348,33 @@ class RefreshableSession:
             else (aws_access_key_id, aws_secret_access_key, aws_session_token, aws_account_id)
         )
         self._defer_refresh = defer_refresh
-        self._default_client_kwargs = default_client_kwargs
-        self._retry_on_expired_token = retry_on_expired_token
         self._options = {name: options[name] for name in given}
-        self._aiosession: AioSession = botocore_session or _aiobotocore.new_aiosession(
-            profile_name=profile_name, region_name=region_name
-        )
-        if botocore_session is not None:
-            if profile_name is not None:
-                botocore_session.set_config_variable("profile", profile_name)
-            if region_name is not None:
-                botocore_session.set_config_variable("region", region_name)
+        # What a child of assume_role() inherits.
+        self._inherited: dict[str, Any] = {
+            "advisory_timeout": advisory_timeout,
+            "mandatory_timeout": mandatory_timeout,
+            "refresh_jitter": refresh_jitter,
+            "refresh_timeout": refresh_timeout,
+            "retry_on_expired_token": retry_on_expired_token,
+            "clock": self._clock,
+            "on_refresh": on_refresh,
+            "max_clients": max_clients,
+            "eviction_policy": eviction_policy,
+            "idle_timeout": idle_timeout,
+            "close_timeout": close_timeout,
+            "default_client_kwargs": default_client_kwargs,
+        }
         self._aioboto3: Any = None
-        self._closed = False
-        self._children: weakref.WeakSet[RefreshableSession] = weakref.WeakSet()
+        self._closing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._children: set[RefreshableSession] = set()
         self._identity: tuple[str, Identity] | None = None
-        self._identity_lock = threading.Lock()
+        self._adopted_credentials: Any = (
+            None if botocore_session is None else _aiobotocore.session_credentials(botocore_session)
+        )
 
-        fetcher = self._make_fetcher(self._options)
-        self._engine = RefreshEngine(
-            fetcher,
-            advisory_timeout=advisory,
-            mandatory_timeout=mandatory,
-            refresh_jitter=jitter or 0.0,
-            refresh_timeout=refresh_limit,
-            clock=self._clock,
-            on_refresh=on_refresh,
-            freeze=_aiobotocore.freeze,
-            name=f"{self.method} credentials",
-        )
-        self._credentials = _aiobotocore.EngineCredentials(
-            self._engine, f"aiorefresh-{self.method}"
-        )
-        _aiobotocore.install_credentials(self._aiosession, self._credentials)
-        if retry_on_expired_token:
-            self._aiosession.get_component("event_emitter").register_first(
-                "needs-retry", self._retry_expired_token
-            )
+        # Everything is validated before anything is touched: the pool, then the method.
         self.pool = ClientPool(
             _SessionClientFactory(self),
             max_clients=max_clients,
@@ -374,6 +387,35 @@ class RefreshableSession:
             name=f"{type(self).__name__} pool",
         )
         """The session's client pool (``stats()``, ``clear()``)."""
+        fetcher = self._make_fetcher(self._options)
+        self._engine = RefreshEngine(
+            fetcher,
+            advisory_timeout=advisory,
+            mandatory_timeout=mandatory,
+            refresh_jitter=jitter or 0.0,
+            refresh_timeout=self._refresh_budget(refresh_limit),
+            clock=self._clock,
+            on_refresh=on_refresh,
+            freeze=_aiobotocore.freeze,
+            name=f"{self.method} credentials",
+        )
+        self._credentials = _aiobotocore.EngineCredentials(
+            self._engine, f"aiorefresh-{self.method}"
+        )
+        self._aiosession: AioSession = botocore_session or _aiobotocore.new_aiosession(
+            profile_name=profile_name, region_name=region_name
+        )
+        if botocore_session is not None:
+            if profile_name is not None:
+                botocore_session.set_config_variable("profile", profile_name)
+            if region_name is not None:
+                botocore_session.set_config_variable("region", region_name)
+        _aiobotocore.install_credentials(self._aiosession, self._credentials)
+        if retry_on_expired_token:
+            emitter = self._aiosession.get_component("event_emitter")
+            # after the signer, which is also a request-created handler
+            emitter.register_last("request-created", _remember_signing_key)
+            emitter.register_first("needs-retry", self._retry_expired_token)
 
     # -- method hooks ----------------------------------------------------------------------
 
@@ -391,6 +433,8 @@ class RefreshableSession:
         )
         if self._source_keys is not None:
             source.set_credentials(*self._source_keys)
+        elif self._adopted_credentials is not None:
+            _aiobotocore.install_credentials(source, self._adopted_credentials)
         else:
             _aiobotocore.refuse_mfa_prompts(source, self._refuse_prompt)
         return source
@@ -432,6 +476,10 @@ class RefreshableSession:
         """The clock that drives every expiry and backoff decision of this session."""
         return self._clock
 
+    def _refresh_budget(self, refresh_timeout: float | None) -> float | None:
+        """Seconds a whole refresh may take (methods that ask a person add their share)."""
+        return refresh_timeout
+
     async def _retry_expired_token(self, **kwargs: Any) -> int | None:
         # botocore asks every needs-retry handler; the first non-None answer is the delay.
         response = kwargs.get("response")
@@ -441,8 +489,14 @@ class RefreshableSession:
         code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
         if code not in _EXPIRED_TOKEN_CODES:
             return None
-        logger.info("%s: AWS answered %s; refreshing and retrying once", self.method, code)
-        self._engine.invalidate()
+        context = (kwargs.get("request_dict") or {}).get("context") or {}
+        signed_with = context.get(_SIGNING_KEY)
+        if signed_with is None:
+            return None
+        if not self._engine.issued(signed_with):
+            return None  # a client with explicit keys: nothing of ours to refresh
+        if self._engine.invalidate(signed_with):
+            logger.info("%s: AWS answered %s; refreshing and retrying once", self.method, code)
         return 0
 
     # -- identity --------------------------------------------------------------------------
@@ -494,10 +548,8 @@ class RefreshableSession:
             sts_client_kwargs=sts_client_kwargs,
             mfa_token_provider=mfa_token_provider,
             mfa_token_provider_kwargs=mfa_token_provider_kwargs,
-            clock=self._clock,
             region_name=self._explicit_region or self.region_name,
-            retry_on_expired_token=self._retry_on_expired_token,
-            default_client_kwargs=self._default_client_kwargs,
+            **self._inherited,
         )
         self._children.add(child)
         return child
@@ -657,46 +709,71 @@ class RefreshableSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop in self._closing:
             raise SessionClosedError(
-                f"{type(self).__name__} is closed; create a new session after aclose()"
+                f"{type(self).__name__} was closed on this event loop; "
+                "create a new session after aclose()"
             )
 
     async def __aenter__(self) -> RefreshableSession:
         self._check_open()
         if not self._defer_refresh:
-            await self._engine.refresh(force=False)
+            try:
+                await self._engine.refresh(force=False)
+            except BaseException:
+                await self.aclose()
+                raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close children, the pool's clients on this loop, and what the method owns.
+        """Close what the session holds on this event loop: children, pooled clients, the
+        method's private clients, and the engine's tasks. Afterwards the session refuses work
+        on this loop; other loops keep theirs until they call ``aclose()`` too.
 
-        Call it before the event loop ends: clients of a closed loop cannot be closed.
+        Call it before each event loop ends: clients of a closed loop cannot be closed. A
+        cancelled ``aclose()`` keeps closing in the background; calling it again waits for it.
         """
-        if self._closed:
+        loop = asyncio.get_running_loop()
+        closing = self._closing.get(loop)
+        if closing is True:
             return
-        self._closed = True
+        if closing is None:
+            closing = self._closing[loop] = loop.create_task(self._close_here())
+            closing.add_done_callback(lambda _: self._closing.__setitem__(loop, True))
+        await asyncio.shield(closing)
+
+    async def _close_here(self) -> None:
         for child in list(self._children):
             with contextlib.suppress(Exception):
                 await child.aclose()
+        self._children.clear()
+        if self._parent is not None:
+            self._parent._children.discard(self)
         try:
             await self.pool.aclose()
         finally:
             try:
-                await self._aclose_method()
-            finally:
                 await self._engine.aclose()
+            finally:
+                await self._aclose_method()
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` has run."""
-        return self._closed
+        """Whether :meth:`aclose` has run on this event loop (outside a loop: on any loop)."""
+        try:
+            return asyncio.get_running_loop() in self._closing
+        except RuntimeError:
+            return len(self._closing) > 0
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<{type(self).__name__} method={self.method!r} {state}>"
 
 
@@ -722,10 +799,11 @@ class DefaultRefreshableSession(RefreshableSession, method="default"):
     _source_keys_allowed = True
 
     def _make_fetcher(self, options: Mapping[str, Any]) -> CredentialFetcher:
-        return ChainFetcher(self._source_session)
+        self._chain = ChainFetcher(self._source_session)
+        return self._chain
 
     async def _aclose_method(self) -> None:
-        pass
+        self._chain.forget_loop()
 
 
 class IoTRefreshableSession(RefreshableSession, method="iot"):
@@ -781,7 +859,6 @@ class _STSSessionMixin(RefreshableSession):
 
     _source_keys_allowed = True
     _sts_fetcher: Any
-    _parent: RefreshableSession | None = None
 
     def _sts_source(self) -> AioSession:
         if self._parent is not None:
@@ -799,6 +876,11 @@ class _STSSessionMixin(RefreshableSession):
 
     async def _aclose_method(self) -> None:
         await self._sts_fetcher.aclose()
+
+    def _refresh_budget(self, refresh_timeout: float | None) -> float | None:
+        if refresh_timeout is None:
+            return None
+        return refresh_timeout + float(getattr(self._sts_fetcher, "mfa_budget", 0.0))
 
 
 class STSRefreshableSession(_STSSessionMixin, method="sts"):

@@ -1,7 +1,10 @@
-"""Source credentials from aiobotocore's default provider chain, resolved once per session."""
+"""Source credentials from aiobotocore's default provider chain, resolved once per event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -20,33 +23,32 @@ _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 class ChainFetcher:
     """Reads credentials from a plain aiobotocore session's provider chain.
 
-    The chain (environment, shared files, container, instance metadata) runs once; after that
-    each call reads the resolved provider, which refreshes itself when it can expire. Static
-    keys never expire.
+    The chain (environment, shared files, container, instance metadata) runs once per event
+    loop: aiobotocore's resolved providers refresh behind an ``asyncio.Lock`` that belongs to
+    one loop, so each loop gets its own. After that each call reads the resolved provider,
+    which refreshes itself when it can expire. Static keys never expire.
     """
 
     def __init__(self, source: Callable[[], AioSession]) -> None:
         self._source_factory = source
-        self._source: AioSession | None = None
-        self._resolved: Any = None
-
-    @property
-    def source_session(self) -> AioSession:
-        """The plain aiobotocore session the chain runs in (created on first use, no I/O)."""
-        if self._source is None:
-            self._source = self._source_factory()
-        return self._source
+        self._lock = threading.Lock()
+        self._resolved: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self) -> TemporaryCredentials:
-        creds = self._resolved
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            creds = self._resolved.get(loop)
         if creds is None:
-            creds = await self.source_session.get_credentials()
+            creds = await self._source_factory().get_credentials()
             if creds is None:
                 raise CredentialRefreshError(
                     "no AWS credentials found in the default chain (environment, shared "
                     "credentials and config files, container or instance metadata)"
                 )
-            self._resolved = creds
+            with self._lock:
+                self._resolved[loop] = creds
         frozen = await creds.get_frozen_credentials()
         return TemporaryCredentials(
             access_key=frozen.access_key,
@@ -55,3 +57,9 @@ class ChainFetcher:
             expiry_time=_aiobotocore.credentials_expiry(creds) or _NEVER,
             account_id=getattr(frozen, "account_id", None),
         )
+
+    def forget_loop(self) -> None:
+        """Drop what was resolved for the running loop (it is being closed)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._resolved.pop(loop, None)

@@ -63,7 +63,10 @@ class CustomFetcher:
         if self._is_async:
             result = await self._method(**self._kwargs)
         else:
-            result = await anyio.to_thread.run_sync(functools.partial(self._method, **self._kwargs))
+            # abandon_on_cancel: refresh_timeout and aclose() must not wait for a stuck thread.
+            result = await anyio.to_thread.run_sync(
+                functools.partial(self._method, **self._kwargs), abandon_on_cancel=True
+            )
             if inspect.isawaitable(result):
                 result = await result
         if isinstance(result, TemporaryCredentials):

@@ -25,6 +25,7 @@ import anyio
 import anyio.to_thread
 from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from .._types import TemporaryCredentials
 from ..errors import (
@@ -34,7 +35,12 @@ from ..errors import (
     NonRecoverableCredentialError,
     ValidationError,
 )
-from ..mfa import MFATokenProvider, make_mfa_provider, validate_token_code
+from ..mfa import (
+    DEFAULT_COMMAND_TIMEOUT,
+    MFATokenProvider,
+    make_mfa_provider,
+    validate_token_code,
+)
 from .custom import is_async_callable
 
 __all__ = [
@@ -64,11 +70,10 @@ _NON_RECOVERABLE_CODES = frozenset(
         "MalformedPolicyDocument",
         "PackedPolicyTooLarge",
         "RegionDisabledException",
-        "InvalidIdentityToken",
-        "ExpiredTokenException",
     }
 )
 CHAINED_MAX_DURATION = 3600
+_TOTP_WAIT_BUDGET = 35.0  # a reused code waits for the next 30-second step (mfa.py caps it)
 
 _ASSUME_ROLE_TYPES: dict[str, type | tuple[type, ...]] = {
     "RoleArn": str,
@@ -268,18 +273,12 @@ class _STSFetcher:
         unsigned: bool = False,
     ) -> None:
         self._source_factory = source
-        self._source: AioSession | None = None
         self._client_kwargs = dict(client_kwargs)
         self._unsigned = unsigned
         self._lock = threading.Lock()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
-
-    def _source_session(self) -> AioSession:
-        if self._source is None:
-            self._source = self._source_factory()
-        return self._source
 
     async def _client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -295,8 +294,11 @@ class _STSFetcher:
             unsigned = Config(signature_version=UNSIGNED)
             given = kwargs.get("config")
             kwargs["config"] = given.merge(unsigned) if given is not None else unsigned
-        client = await self._source_session().create_client("sts", **kwargs).__aenter__()
+        # A source session per loop: aiobotocore's credential locks belong to one loop.
+        client = await self._source_factory().create_client("sts", **kwargs).__aenter__()
         with self._lock:
+            for dead in [owner for owner in self._clients if owner.is_closed()]:
+                del self._clients[dead]  # its client cannot be closed any more
             self._clients[loop] = client
         return client
 
@@ -306,6 +308,11 @@ class _STSFetcher:
             answer = await getattr(client, _snake(self.action))(**params)
         except ClientError as exc:
             raise _error_from_client_error(exc, self.action) from exc
+        except ResponseParserError as exc:
+            raise NonRecoverableCredentialError(
+                f"STS {self.action} answered something that is not an STS document: "
+                f"{type(exc).__name__}"
+            ) from exc
         except BotoCoreError as exc:
             raise CredentialRefreshError(
                 f"STS {self.action} failed: {type(exc).__name__}: {exc}"
@@ -321,22 +328,18 @@ class _STSFetcher:
         mapping = dict(creds)
         if account is not None:
             mapping["AccountId"] = account
-        return TemporaryCredentials.from_mapping(mapping, source=f"STS {self.action}")
+        try:
+            return TemporaryCredentials.from_mapping(mapping, source=f"STS {self.action}")
+        except CredentialRefreshError as exc:
+            raise NonRecoverableCredentialError(str(exc)) from exc
 
     async def aclose(self) -> None:
-        """Close this loop's private STS client; other loops' clients close on their loop."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        """Close this loop's private STS client (each loop closes its own)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            items = list(self._clients.items())
-            self._clients.clear()
-        for owner, client in items:
-            if owner is loop:
-                await client.__aexit__(None, None, None)
-            elif not owner.is_closed() and owner.is_running():
-                asyncio.run_coroutine_threadsafe(client.__aexit__(None, None, None), owner)
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.__aexit__(None, None, None)
 
 
 def _snake(action: str) -> str:
@@ -376,10 +379,6 @@ class _MFA:
             raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
         self._used_static = False
 
-    @property
-    def needed(self) -> bool:
-        return self._serial is not None
-
     async def code(self) -> str | None:
         if self._serial is None:
             return None
@@ -394,73 +393,59 @@ class _MFA:
         )
 
 
-class AssumeRoleFetcher(_STSFetcher):
+class _MFAFetcher(_STSFetcher):
+    """An STS call whose parameters may need a fresh MFA code on every call."""
+
+    parameter = ""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        source: Callable[[], AioSession],
+        client_kwargs: Mapping[str, Any],
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(source=source, client_kwargs=client_kwargs)
+        self.params = dict(params)
+        self._mfa = _MFA(
+            self.params,
+            mfa_token_provider,
+            mfa_token_provider_kwargs,
+            clock=clock,
+            parameter=self.parameter,
+        )
+        self.mfa_budget = 0.0
+        """Seconds an MFA provider may add to a refresh (its timeout and a TOTP step wait)."""
+        if mfa_token_provider is not None:
+            timeout = (mfa_token_provider_kwargs or {}).get("timeout", DEFAULT_COMMAND_TIMEOUT)
+            self.mfa_budget = float(timeout) + _TOTP_WAIT_BUDGET
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params.get('RoleArn', '')!r})"
+
+    async def __call__(self) -> TemporaryCredentials:
+        params = dict(self.params)
+        code = await self._mfa.code()
+        if code is not None:
+            params["TokenCode"] = code
+        return await self._call(**params)
+
+
+class AssumeRoleFetcher(_MFAFetcher):
     """STS AssumeRole, asking the MFA provider for a code on every call when MFA is required."""
 
     action = "AssumeRole"
-
-    def __init__(
-        self,
-        params: Mapping[str, Any],
-        *,
-        source: Callable[[], AioSession],
-        client_kwargs: Mapping[str, Any],
-        mfa_token_provider: Any = None,
-        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        super().__init__(source=source, client_kwargs=client_kwargs)
-        self.params = dict(params)
-        self._mfa = _MFA(
-            self.params,
-            mfa_token_provider,
-            mfa_token_provider_kwargs,
-            clock=clock,
-            parameter="assume_role_kwargs",
-        )
-
-    def __repr__(self) -> str:
-        return f"AssumeRoleFetcher({self.params['RoleArn']!r})"
-
-    async def __call__(self) -> TemporaryCredentials:
-        params = dict(self.params)
-        code = await self._mfa.code()
-        if code is not None:
-            params["TokenCode"] = code
-        return await self._call(**params)
+    parameter = "assume_role_kwargs"
 
 
-class SessionTokenFetcher(_STSFetcher):
+class SessionTokenFetcher(_MFAFetcher):
     """STS GetSessionToken for IAM users, with the same MFA provider as AssumeRole."""
 
     action = "GetSessionToken"
-
-    def __init__(
-        self,
-        params: Mapping[str, Any],
-        *,
-        source: Callable[[], AioSession],
-        client_kwargs: Mapping[str, Any],
-        mfa_token_provider: Any = None,
-        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        super().__init__(source=source, client_kwargs=client_kwargs)
-        self.params = dict(params)
-        self._mfa = _MFA(
-            self.params,
-            mfa_token_provider,
-            mfa_token_provider_kwargs,
-            clock=clock,
-            parameter="session_token_kwargs",
-        )
-
-    async def __call__(self) -> TemporaryCredentials:
-        params = dict(self.params)
-        code = await self._mfa.code()
-        if code is not None:
-            params["TokenCode"] = code
-        return await self._call(**params)
+    parameter = "session_token_kwargs"
 
 
 TokenSource = Callable[[], Any]
@@ -517,7 +502,7 @@ class WebIdentityFetcher(_STSFetcher):
             if is_async_callable(self._token_func):
                 text = await self._token_func()
             else:
-                text = await anyio.to_thread.run_sync(self._token_func)
+                text = await anyio.to_thread.run_sync(self._token_func, abandon_on_cancel=True)
                 if inspect.isawaitable(text):
                     text = await text
         if isinstance(text, bytes):
