@@ -42,7 +42,7 @@ test-b: $(VENV_B)/.stamp
 	$(VENV_B)/bin/python -m pytest $(PYTEST_FLAGS)
 
 docs: $(VENV_B)/.stamp
-	$(VENV_B)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV_B)/bin/mkdocs build --strict --quiet --site-dir site
 
 test: lint typecheck test-a test-b docs
 	@echo "make test: lint, types, docs and both aiobotocore lines passed"

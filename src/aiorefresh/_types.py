@@ -28,10 +28,15 @@ class TemporaryCredentials:
     """
 
     access_key: str
+    """The access key id (``ASIA...`` for temporary keys); not a secret."""
     secret_key: str = dataclasses.field(repr=False)
+    """The secret access key: never logged or shown."""
     token: str | None = dataclasses.field(default=None, repr=False)
+    """The session token of temporary keys (``None`` for long-term keys)."""
     expiry_time: datetime = dataclasses.field(default=datetime.max.replace(tzinfo=timezone.utc))
+    """When the keys stop working: an aware ``datetime`` (far future for static keys)."""
     account_id: str | None = None
+    """The AWS account the keys belong to, when the source says."""
 
     def __repr__(self) -> str:
         return (
@@ -139,8 +144,11 @@ class Identity:
     """Who a set of credentials is, as STS GetCallerIdentity answers."""
 
     account_id: str
+    """The 12-digit account id."""
     arn: str
+    """The caller's ARN (``...:assumed-role/Role/session`` for an assumed role)."""
     user_id: str
+    """The unique id of the caller (``AROA...:session`` for an assumed role)."""
 
     @property
     def principal_name(self) -> str:

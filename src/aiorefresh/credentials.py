@@ -225,7 +225,7 @@ class RefreshEngine:
         return (await self._slow_get()).creds
 
     async def get_frozen(self) -> Any:
-        """Like :meth:`get`, in the shape ``freeze`` gives (botocore's ReadOnlyCredentials)."""
+        """Like `get`, in the shape ``freeze`` gives (botocore's ReadOnlyCredentials)."""
         snap = self._snap
         if snap is not None and self.clock() < snap.advisory_at:
             return snap.frozen

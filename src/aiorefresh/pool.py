@@ -6,7 +6,7 @@ and the client closes when its last lease ends. Leasing an existing client takes
 awaits nothing.
 
 Clients belong to the event loop that created them (aiohttp sessions cannot move between
-loops), so each running loop has its own partition. Call :meth:`ClientPool.aclose` on each
+loops), so each running loop has its own partition. Call `ClientPool.aclose` on each
 loop before that loop ends: a closed loop cannot close its clients any more.
 """
 
@@ -487,7 +487,7 @@ class ClientPool:
         *,
         kind: str = "client",
     ) -> Any:
-        """The client of this configuration, pinned: never evicted, closed by :meth:`aclose`.
+        """The client of this configuration, pinned: never evicted, closed by `aclose`.
 
         Leases of the same configuration share it.
         """
@@ -538,7 +538,7 @@ class ClientPool:
             await asyncio.wait(tasks)
 
     async def aclose(self) -> None:
-        """Close this event loop's partition; then :meth:`lease` and :meth:`get` raise here.
+        """Close this event loop's partition; then `lease` and `get` raise here.
 
         Waits up to ``close_timeout`` seconds for the loop's leases to end, then closes every
         client of the loop, pinned ones included (leases still held then lose their client,

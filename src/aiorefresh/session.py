@@ -164,7 +164,7 @@ class _SessionClientFactory:
 class RefreshableSession:
     """A drop-in for ``aioboto3.Session`` whose credentials refresh themselves.
 
-    Use it with ``async with`` (or call :meth:`aclose` yourself). Clients come from a pool:
+    Use it with ``async with`` (or call `aclose` yourself). Clients come from a pool:
     ``async with session.client("s3") as s3`` leases the one client of that configuration.
     """
 
@@ -247,6 +247,17 @@ class RefreshableSession:
         aws_account_id: str | None = None,
         http_backend: str | None = None,
     ) -> None:
+        """Validate every option (no I/O, no running loop needed) and wire the session.
+
+        ``method`` picks how credentials are fetched (``"custom"``, ``"sts"``,
+        ``"session_token"``, ``"web_identity"``, ``"iot"``, ``"default"``; ``None`` infers it
+        from the options given). Only the chosen method's options are accepted. The refresh
+        options (``advisory_timeout``, ``mandatory_timeout``, ``refresh_jitter``,
+        ``refresh_timeout``, ``clock``, ``on_refresh``, ``defer_refresh``) and the pool options
+        (``max_clients``, ``eviction_policy``, ``idle_timeout``, ``close_timeout``,
+        ``default_client_kwargs``) apply to every method; the rest mirror ``aioboto3.Session``.
+        See the documentation pages "Credential methods", "Refresh semantics" and "Client pool".
+        """
         options: dict[str, Any] = {
             "custom_credentials_method": custom_credentials_method,
             "custom_credentials_method_args": custom_credentials_method_args,
@@ -454,8 +465,12 @@ class RefreshableSession:
         """The credentials the session hands out now, refreshed first if they are due."""
         return await self._engine.get()
 
-    async def get_credentials(self) -> _aiobotocore.EngineCredentials:
-        """The refreshable credentials object itself, as ``aioboto3.Session`` returns it."""
+    async def get_credentials(self) -> Any:
+        """The refreshable credentials object itself, as ``aioboto3.Session`` returns it.
+
+        It is an aiobotocore ``AioDeferredRefreshableCredentials`` whose reads go through this
+        session's engine: ``await creds.get_frozen_credentials()`` never returns expired keys.
+        """
         return self._credentials
 
     async def refresh(self, *, force: bool = True) -> TemporaryCredentials:
@@ -515,7 +530,9 @@ class RefreshableSession:
         self._identity = (creds.access_key, identity)
         return identity
 
-    get_identity = whoami
+    async def get_identity(self) -> Identity:
+        """The same as `whoami` (the name boto3-refresh-session users know)."""
+        return await self.whoami()
 
     # -- role chaining ---------------------------------------------------------------------
 
@@ -603,7 +620,7 @@ class RefreshableSession:
         config: Any = None,
         aws_account_id: str | None = None,
     ) -> Any:
-        """A pinned client for code that keeps clients in attributes; closed by :meth:`aclose`."""
+        """A pinned client for code that keeps clients in attributes; closed by `aclose`."""
         self._check_open()
         return await self.pool.get(
             service_name,
@@ -766,7 +783,7 @@ class RefreshableSession:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` has run on this event loop (outside a loop: on any loop)."""
+        """Whether `aclose` has run on this event loop (outside a loop: on any loop)."""
         try:
             return asyncio.get_running_loop() in self._closing
         except RuntimeError:

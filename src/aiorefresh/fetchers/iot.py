@@ -3,7 +3,7 @@
 A device presents its X.509 certificate over mutual TLS to
 ``https://<prefix>.credentials.iot.<region>.amazonaws.com/role-aliases/<alias>/credentials``
 and receives credentials of the IAM role behind the role alias. Everything that can be checked
-is checked by :func:`validate_iot_options` before any network call; :class:`IoTCredentialFetcher`
+is checked by `validate_iot_options` before any network call; `IoTCredentialFetcher`
 then performs one HTTPS request per call over one ``aiohttp`` session per event loop.
 """
 
@@ -77,7 +77,7 @@ class _PasswordNeeded(Exception):
 
 @dataclass(frozen=True)
 class IoTConfig:
-    """The validated options of the ``iot`` method; build it with :func:`validate_iot_options`.
+    """The validated options of the ``iot`` method; build it with `validate_iot_options`.
 
     PEM contents are loaded once, at validation; the paths they came from are kept (paths are
     not secret) so the TLS context loads the certificate and key straight from them.
@@ -121,8 +121,8 @@ def validate_iot_options(
 
     A throwaway ``ssl.SSLContext`` is built so that a key that does not match the certificate,
     a wrong ``private_key_password`` or a malformed CA fails here, at construction, rather than
-    at the first refresh. Raises :class:`ValidationError` for wrong types and missing options
-    and :class:`ConfigurationError` for bad values, each naming the parameter.
+    at the first refresh. Raises `ValidationError` for wrong types and missing options
+    and `ConfigurationError` for bad values, each naming the parameter.
     """
     for name, flag in (("verify_peer", verify_peer), ("discover_endpoint", discover_endpoint)):
         if not isinstance(flag, bool):
@@ -345,7 +345,7 @@ def _build_ssl_context(config: IoTConfig) -> ssl.SSLContext:
     ``ssl`` loads a certificate chain only from files, so a certificate or key given in memory
     is written to a private temporary file (mode 0600, in a fresh 0700 directory) that is
     removed as soon as it is loaded. Paths are loaded directly. Raises
-    :class:`ConfigurationError` naming the parameter at fault.
+    `ConfigurationError` naming the parameter at fault.
     """
     if config.ca_pem is not None:
         try:
@@ -469,7 +469,7 @@ async def discover_credentials_endpoint(
     Calls ``DescribeEndpoint(endpointType="iot:CredentialProvider")`` with a plain aiobotocore
     session and the default credential chain (so it needs ``iot:DescribeEndpoint`` permission
     and a region). ``endpoint_url`` (or ``AWS_ENDPOINT_URL_IOT``) points it elsewhere, e.g. moto.
-    Failures raise :class:`IoTCredentialError` (401/403 and a missing region non-recoverable).
+    Failures raise `IoTCredentialError` (401/403 and a missing region non-recoverable).
     """
     from aiobotocore.session import (  # type: ignore[import-untyped, unused-ignore]
         get_session,
@@ -517,7 +517,7 @@ class IoTCredentialFetcher:
     """Fetches credentials from the AWS IoT credentials provider, one request per call.
 
     The TLS context is built once; HTTP sessions (which belong to one event loop) are kept one
-    per loop and reused across refreshes. Call :meth:`aclose` when done. Single flight and
+    per loop and reused across refreshes. Call `aclose` when done. Single flight and
     refresh timing are the engine's job: concurrent calls make concurrent requests.
     """
 
@@ -686,7 +686,7 @@ _CLIENT_CERT_HINT = (
 
 
 def _transport_error(exc: BaseException, endpoint: str, alias: str) -> IoTCredentialError:
-    """One readable :class:`IoTCredentialError` for a failure below HTTP (TCP or TLS)."""
+    """One readable `IoTCredentialError` for a failure below HTTP (TCP or TLS)."""
     host = _host(endpoint)
     prefix = f"AWS IoT credentials request to {host} for role alias {alias!r} failed"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

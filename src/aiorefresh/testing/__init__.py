@@ -9,9 +9,6 @@ the environment), ``frozen_clock`` (a clock you advance by hand) and ``counting_
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from ._fixtures import (
     AWS_TEST_ENV,
     CountingFetcher,
@@ -23,6 +20,8 @@ from ._fixtures import (
     moto_server,
     sts_standin,
 )
+from ._iot import IoTCredentialsServer
+from ._sts import Delay, Fail, Hang, Malformed, STSStandIn, Succeed
 
 __all__ = [
     "AWS_TEST_ENV",
@@ -42,20 +41,3 @@ __all__ = [
     "Malformed",
     "Delay",
 ]
-
-_LAZY = {
-    "STSStandIn": "._sts",
-    "Succeed": "._sts",
-    "Fail": "._sts",
-    "Hang": "._sts",
-    "Malformed": "._sts",
-    "Delay": "._sts",
-    "IoTCredentialsServer": "._iot",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aiorefresh.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)

@@ -53,7 +53,7 @@ class ClientCertificate:
 
 @dataclass(frozen=True)
 class IoTFiles:
-    """Where :meth:`IoTCredentialsServer.write_files` put the PEM files."""
+    """Where `IoTCredentialsServer.write_files` put the PEM files."""
 
     ca: Path
     certificate: Path
