@@ -553,3 +553,12 @@ async def test_three_role_chain_keeps_refreshing(
         assert c.refresh_stats().refreshes == 3
         # the stand-in refuses expired signing keys, so each link signed with fresh ones
         assert sts_standin.count("AssumeRole") == 9
+
+
+async def test_concurrent_whoami_sends_one_get_caller_identity(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    async with standin_session(sts_standin, frozen_clock) as session:
+        identities = await asyncio.gather(*(session.whoami() for _ in range(200)))
+    assert len({i.arn for i in identities}) == 1
+    assert sts_standin.count("GetCallerIdentity") == 1

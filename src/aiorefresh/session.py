@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import re
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -381,6 +382,10 @@ class RefreshableSession:
         )
         self._children: set[RefreshableSession] = set()
         self._identity: tuple[str, Identity] | None = None
+        self._identity_guard = threading.Lock()
+        self._identity_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._adopted_credentials: Any = (
             None if botocore_session is None else _aiobotocore.session_credentials(botocore_session)
         )
@@ -522,13 +527,22 @@ class RefreshableSession:
         cached = self._identity
         if cached is not None and cached[0] == creds.access_key:
             return cached[1]
-        async with self.client("sts") as sts:
-            answer = await sts.get_caller_identity()
-        identity = Identity(
-            account_id=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"]
-        )
-        self._identity = (creds.access_key, identity)
-        return identity
+        loop = asyncio.get_running_loop()
+        with self._identity_guard:
+            lock = self._identity_locks.get(loop)
+            if lock is None:
+                lock = self._identity_locks[loop] = asyncio.Lock()
+        async with lock:  # one GetCallerIdentity however many tasks ask at once
+            cached = self._identity
+            if cached is not None and cached[0] == creds.access_key:
+                return cached[1]
+            async with self.client("sts") as sts:
+                answer = await sts.get_caller_identity()
+            identity = Identity(
+                account_id=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"]
+            )
+            self._identity = (creds.access_key, identity)
+            return identity
 
     async def get_identity(self) -> Identity:
         """The same as `whoami` (the name boto3-refresh-session users know)."""
