@@ -21,7 +21,8 @@ __all__ = ["run_demo"]
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _fake_environment() -> None:
