@@ -562,3 +562,63 @@ async def test_concurrent_whoami_sends_one_get_caller_identity(
         identities = await asyncio.gather(*(session.whoami() for _ in range(200)))
     assert len({i.arn for i in identities}) == 1
     assert sts_standin.count("GetCallerIdentity") == 1
+
+
+async def test_explicit_source_keys_sign_the_assume_role_call(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    async with standin_session(
+        sts_standin,
+        frozen_clock,
+        aws_access_key_id="AKIDSOURCEKEY",
+        aws_secret_access_key="source-secret",
+    ) as session:
+        await session.refreshable_credentials()
+    assert sts_standin.requests[0].access_key == "AKIDSOURCEKEY"
+
+
+async def test_source_keys_in_sts_client_kwargs_sign_the_assume_role_call(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    async with RefreshableSession(
+        assume_role_kwargs={"RoleArn": ROLE},
+        sts_client_kwargs={
+            "endpoint_url": sts_standin.endpoint_url,
+            "aws_access_key_id": "AKIDCLIENTKEY",
+            "aws_secret_access_key": "client-secret",
+        },
+        clock=frozen_clock,
+    ) as session:
+        await session.refreshable_credentials()
+    assert sts_standin.requests[0].access_key == "AKIDCLIENTKEY"
+
+
+async def test_secrets_never_reach_logs_or_errors(
+    aws_env: Any,
+    sts_standin: STSStandIn,
+    frozen_clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="aiorefresh")
+    codes = iter(["314159", "271828", "161803"])
+    async with standin_session(
+        sts_standin,
+        frozen_clock,
+        assume_role_kwargs={"RoleArn": ROLE, "SerialNumber": MFA_DEVICE},
+        mfa_token_provider=lambda: next(codes),
+    ) as session:
+        creds = await session.refreshable_credentials()
+        frozen_clock.set(creds.expiry_time - timedelta(seconds=30))
+        sts_standin.script("throttle")
+        await session.refreshable_credentials()
+        frozen_clock.set(creds.expiry_time + timedelta(seconds=1))
+        sts_standin.script("bad_mfa")
+        with pytest.raises(MFAError) as info:
+            await session.refreshable_credentials()
+    assert creds.token is not None
+    for secret in (creds.secret_key, creds.token, "314159", "271828", "161803"):
+        assert secret not in caplog.text
+        assert secret not in str(info.value)
+        assert secret not in repr(session) + repr(creds) + repr(session.refresh_stats())
