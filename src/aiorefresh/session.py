@@ -740,6 +740,8 @@ class RefreshableSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_open(self) -> None:
+        if not self._closing:  # the hot path: never closed anywhere
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
