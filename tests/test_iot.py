@@ -266,13 +266,15 @@ async def test_each_event_loop_gets_its_own_session(
         await fetcher.aclose()
 
     await asyncio.to_thread(asyncio.run, in_other_loop())
-    await wait_closed(sessions[0])
 
     assert len(sessions) == 2
     assert sessions[1].closed
+    assert not sessions[0].closed
+    await fetcher.aclose()
+    assert sessions[0].closed
 
 
-async def test_aclose_on_another_loop_closes_this_loops_session_on_this_loop(
+async def test_aclose_on_another_loop_leaves_this_loops_refresh_alone(
     make_fetcher: MakeFetcher, sessions: list[aiohttp.ClientSession]
 ) -> None:
     fetcher = make_fetcher()
@@ -283,7 +285,10 @@ async def test_aclose_on_another_loop_closes_this_loops_session_on_this_loop(
 
     await asyncio.to_thread(asyncio.run, close_elsewhere())
 
-    assert await wait_closed(sessions[0])
+    assert not sessions[0].closed
+    await fetcher()  # still works on this loop
+    assert len(sessions) == 1
+    await fetcher.aclose()
 
 
 async def test_fetcher_works_as_an_async_context_manager(
@@ -874,6 +879,12 @@ def test_http_endpoint_is_refused_because_mtls_needs_https(pki: IoTCredentialsSe
 def test_malformed_endpoints_are_refused(pki: IoTCredentialsServer, endpoint: str) -> None:
     with pytest.raises(ConfigurationError, match="endpoint"):
         validate_iot_options(**options_for(pki, endpoint=endpoint))
+
+
+def test_endpoint_credentials_are_never_echoed(pki: IoTCredentialsServer) -> None:
+    with pytest.raises(ConfigurationError, match="must not carry credentials") as info:
+        validate_iot_options(**options_for(pki, endpoint="https://admin:Sup3rS3cret@proxy.test"))
+    assert "Sup3rS3cret" not in str(info.value)
 
 
 def test_endpoint_of_the_wrong_type_is_a_validation_error(pki: IoTCredentialsServer) -> None:

@@ -14,6 +14,7 @@ import gc
 import logging
 import random
 import threading
+import traceback
 import warnings
 import weakref
 from collections import Counter
@@ -844,9 +845,10 @@ async def test_garbage_collected_pool_with_open_clients_warns_to_call_aclose() -
 
 
 async def test_garbage_collected_closed_pool_does_not_warn() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         await _lease_once_and_drop_the_pool(close=True)
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 async def _lease_once_and_drop_the_pool(*, close: bool) -> None:
@@ -926,3 +928,71 @@ async def test_service_name_must_be_a_string() -> None:
         async with pool.lease(3):  # type: ignore[arg-type]
             pass
     await pool.aclose()
+
+
+class GatedFactory(FakeFactory):
+    """Creations wait for ``gate``; ``fail`` makes them raise instead of creating."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail: BaseException | None = None
+
+    async def create(self, kind: str, kwargs: dict[str, Any]) -> object:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return await super().create(kind, kwargs)
+
+
+async def test_waiters_on_a_pending_creation_leave_when_aclose_gives_up() -> None:
+    factory = GatedFactory()
+    pool = ClientPool(factory, close_timeout=0.05)
+    creator = asyncio.create_task(pool.get("s3"))
+    waiters = [asyncio.create_task(pool.get("s3")) for _ in range(10)]
+    await yield_to_others()
+    await pool.aclose()
+    done, pending = await asyncio.wait(waiters, timeout=5)
+    assert not pending
+    assert all(isinstance(t.exception(), SessionClosedError) for t in done)
+    factory.gate.set()
+    with pytest.raises(SessionClosedError):
+        await creator
+    assert len(factory.created) == len(factory.closed)
+
+
+async def test_each_waiter_gets_its_own_copy_of_a_creation_error() -> None:
+    factory = GatedFactory()
+    factory.fail = OSError("endpoint unreachable")
+    pool = ClientPool(factory)
+    tasks = [asyncio.create_task(pool.get("s3")) for _ in range(50)]
+    await yield_to_others()
+    factory.gate.set()
+    errors = list(await asyncio.gather(*tasks, return_exceptions=True))
+    assert all(isinstance(e, OSError) for e in errors)
+    assert len({id(e) for e in errors}) == 50
+    depths = [len(traceback.extract_tb(e.__traceback__)) for e in errors]  # type: ignore[union-attr]
+    assert max(depths) < 20  # no traceback grows with the number of waiters
+    await pool.aclose()
+
+
+async def test_pinning_after_eviction_never_leaves_two_pinned_clients_of_one_key() -> None:
+    factory = GatedFactory()
+    pool = ClientPool(factory, max_clients=1)
+    first_lease = asyncio.create_task(lease_and_wait(pool, asyncio.Event(), "s3"))
+    await yield_to_others()
+    pinned = asyncio.create_task(pool.get("s3"))
+    await yield_to_others()
+    other = asyncio.create_task(lease_and_wait(pool, asyncio.Event(), "sts"))  # evicts s3
+    await yield_to_others()
+    again = asyncio.create_task(lease_and_wait(pool, asyncio.Event(), "s3"))  # a new s3 entry
+    await yield_to_others()
+    factory.gate.set()
+    await yield_to_others(20)
+    first = await pinned
+    assert await pool.get("s3") is first
+    for task in (first_lease, other, again):
+        task.cancel()
+    await asyncio.gather(first_lease, other, again, return_exceptions=True)
+    await pool.aclose()
+    assert len(factory.created) == len(factory.closed)

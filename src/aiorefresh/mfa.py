@@ -34,6 +34,7 @@ from .errors import ConfigurationError, MFAError, ValidationError
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
+    "MAX_REUSE_WAIT",
     "MFATokenProvider",
     "extract_token",
     "make_mfa_provider",
@@ -64,7 +65,7 @@ _KILL_WAIT = 5.0
 # bounded so a broken clock cannot stall a refresh.
 _TOTP_STEP = 30.0
 _STEP_MARGIN = 1.0
-_MAX_REUSE_WAIT = 35.0
+MAX_REUSE_WAIT = 35.0
 _REUSE_WINDOW = timedelta(seconds=90)
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -475,7 +476,7 @@ class _MFAProvider:
 
     def _until_next_step(self) -> float:
         into_step = self._clock().timestamp() % _TOTP_STEP
-        return min(_TOTP_STEP - into_step + _STEP_MARGIN, _MAX_REUSE_WAIT)
+        return min(_TOTP_STEP - into_step + _STEP_MARGIN, MAX_REUSE_WAIT)
 
     def __repr__(self) -> str:
         return f"<MFATokenProvider {self._parameter}: {self._source.describe()}>"

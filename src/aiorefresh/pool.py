@@ -510,13 +510,23 @@ class ClientPool:
             raise self._closed_error()
         if self._idle is not None:
             self._sweep(part)
-        entry = await self._acquire(part, self._spec(raw), raw, pin=True)
-        if not entry.pinned:
+        spec = self._spec(raw)
+        while True:
+            entry = await self._acquire(part, spec, raw, pin=True)
+            if entry.pinned:
+                break
+            current = part.index.get(entry.spec)
+            if entry.retired and current is not None and current is not entry:
+                # Evicted while we waited, and another client of this key took its place:
+                # pin that one instead, so one key never has two pinned clients.
+                self._release(part, entry)
+                continue
             entry.pinned = True
-            if entry.retired and entry.spec not in part.index:
+            if entry.retired:
                 # Evicted while we waited for its creation: pinned clients are not bounded.
                 entry.retired = False
                 part.index[entry.spec] = entry
+            break
         self._release(part, entry)
         return entry.client
 
@@ -715,7 +725,7 @@ class ClientPool:
             self._release(part, entry)
             if entry.state == _FAILED:
                 assert entry.error is not None
-                raise entry.error
+                raise _own_copy(entry.error) from entry.error
             if entry.state == _CLOSED:
                 raise self._closed_error()
             # _ABANDONED: its creator was cancelled; try again (one of us creates).
@@ -868,6 +878,9 @@ class ClientPool:
                     self._close_timeout,
                 )
         part.shut = True
+        for entry in part.index.values():
+            if entry.state == _CREATING:
+                entry.ready.set()  # its waiters find the pool closed; the creator closes it
         part.index.clear()
         for entry in list(part.live):
             self._close_soon(part, entry)
@@ -914,3 +927,13 @@ def _check_client_kwargs(value: object) -> dict[str, Any]:
             f"expected some of {', '.join(_CLIENT_ARGS)}"
         )
     return dict(value)
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """A fresh exception like ``error`` for one waiter, so tracebacks do not pile up on one."""
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        return PoolError(f"creating the client failed: {type(error).__name__}")
+    clone.__traceback__ = None
+    return clone

@@ -255,7 +255,12 @@ def _normalise_endpoint(value: object, *, parameter: str) -> str:
     if scheme != "https":
         raise ConfigurationError(f"{parameter} {value!r} must be an https:// URL or a host name")
     host = parts.hostname or ""
-    if "@" in parts.netloc or parts.query or parts.fragment or not _valid_host(host):
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"{parameter} must not carry credentials (user:password@); give the host name or "
+            "https://host[:port][/path]"
+        )
+    if parts.query or parts.fragment or not _valid_host(host):
         raise ConfigurationError(
             f"{parameter} {value!r} must be a host name or https://host[:port][/path] "
             "without credentials, query or fragment"
@@ -595,25 +600,18 @@ class IoTCredentialFetcher:
         return credentials
 
     async def aclose(self) -> None:
-        """Close the HTTP sessions; the fetcher stays usable and opens new ones when called.
-
-        The current loop's session is closed and awaited. Sessions of other loops that are
-        still open are closed on their own loop (scheduled thread-safely, best effort). The
-        session of a loop that is already closed cannot be closed any more: call ``aclose()``
-        in each loop before it ends.
+        """Close this event loop's HTTP session; the fetcher stays usable and opens a new one
+        when called again. Other loops keep theirs (a refresh may be running there): each
+        loop calls ``aclose()`` before it ends, since a closed loop's session cannot be closed.
         """
         try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            current = asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (trio): no session can be ours
-            current = None
+            return
         with self._lock:
-            sessions, self._sessions = self._sessions, {}
-        for loop, session in sessions.items():
-            if loop is current:
-                await session.close()
-            elif not loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # closed meanwhile
-                    loop.call_soon_threadsafe(_close_in_loop, session)
+            session = self._sessions.pop(current, None)
+        if session is not None:
+            await session.close()
 
     def _session(self) -> aiohttp.ClientSession:
         try:
@@ -663,16 +661,6 @@ class IoTCredentialFetcher:
             if self._endpoint is None:
                 self._endpoint = endpoint
             return self._endpoint
-
-
-_closing: set[asyncio.Task[None]] = set()
-
-
-def _close_in_loop(session: aiohttp.ClientSession) -> None:
-    """Runs on the session's own loop: close it there, keeping the task referenced."""
-    task = asyncio.ensure_future(session.close())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
 
 
 def _host(endpoint: str) -> str:

@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..mfa import (
     DEFAULT_COMMAND_TIMEOUT,
+    MAX_REUSE_WAIT,
     MFATokenProvider,
     make_mfa_provider,
     validate_token_code,
@@ -73,7 +74,6 @@ _NON_RECOVERABLE_CODES = frozenset(
     }
 )
 CHAINED_MAX_DURATION = 3600
-_TOTP_WAIT_BUDGET = 35.0  # a reused code waits for the next 30-second step (mfa.py caps it)
 
 _ASSUME_ROLE_TYPES: dict[str, type | tuple[type, ...]] = {
     "RoleArn": str,
@@ -421,7 +421,8 @@ class _MFAFetcher(_STSFetcher):
         """Seconds an MFA provider may add to a refresh (its timeout and a TOTP step wait)."""
         if mfa_token_provider is not None:
             timeout = (mfa_token_provider_kwargs or {}).get("timeout", DEFAULT_COMMAND_TIMEOUT)
-            self.mfa_budget = float(timeout) + _TOTP_WAIT_BUDGET
+            # a reused code means: ask, wait for the next TOTP step, ask again
+            self.mfa_budget = 2 * float(timeout) + MAX_REUSE_WAIT
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params.get('RoleArn', '')!r})"
