@@ -67,6 +67,9 @@ _DESCRIBE_HINT = (
 _USER_AGENT = f"aiorefresh/{__version__}"
 
 
+_MAX_BODY = 64 * 1024
+
+
 class _NonRecoverableIoTError(IoTCredentialError, NonRecoverableCredentialError):
     """The credentials provider refused in a way that retrying cannot fix (401/403, bad answer)."""
 
@@ -580,7 +583,8 @@ class IoTCredentialFetcher:
         session = self._session()
         try:
             async with session.get(url, headers=self._headers, allow_redirects=False) as response:
-                body = await response.read()
+                # a credentials answer is ~1.5 KB; never buffer an unbounded body
+                body = await response.content.read(_MAX_BODY)
                 status, reason, headers = response.status, response.reason, response.headers
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise IoTCredentialError(
