@@ -526,7 +526,7 @@ class IoTCredentialFetcher:
 
     The TLS context is built once; HTTP sessions (which belong to one event loop) are kept one
     per loop and reused across refreshes. Call `aclose` when done. Single flight and
-    refresh timing are the engine's job: concurrent calls make concurrent requests.
+    refresh timing are the engine's job: concurrent calls each make a request of their own.
     """
 
     def __init__(

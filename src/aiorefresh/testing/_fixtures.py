@@ -172,7 +172,7 @@ def frozen_clock() -> FrozenClock:
 
 @_async_fixture  # type: ignore[untyped-decorator,unused-ignore]
 async def sts_standin(frozen_clock: FrozenClock) -> AsyncIterator[Any]:
-    """A running ``STSStandIn`` on ``frozen_clock``: script faults, count requests."""
+    """A running ``STSStandIn`` on ``frozen_clock``: script faults, count calls."""
     from ._sts import STSStandIn
 
     async with STSStandIn(clock=frozen_clock) as server:

@@ -232,7 +232,7 @@ class IoTCredentialsServer:
 
     @property
     def connections(self) -> int:
-        """How many distinct TLS connections carried those requests."""
+        """How many distinct TLS connections carried the recorded calls."""
         return len({request.peer for request in self.requests})
 
     # ----------------------------------------------------------------- certificates
