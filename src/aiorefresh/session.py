@@ -456,7 +456,7 @@ class RefreshableSession:
         return source
 
     def _refuse_prompt(self, prompt: str) -> str:
-        from .fetchers.sts import NonRecoverableMFAError
+        from .errors import NonRecoverableMFAError
 
         raise NonRecoverableMFAError(
             f"profile {self.profile_name!r} asks for an MFA code ({prompt.strip().rstrip(':')}); "

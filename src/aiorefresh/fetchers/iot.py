@@ -36,7 +36,7 @@ from ..errors import (
     ConfigurationError,
     CredentialRefreshError,
     IoTCredentialError,
-    NonRecoverableCredentialError,
+    NonRecoverableIoTError,
     ValidationError,
 )
 
@@ -68,10 +68,6 @@ _USER_AGENT = f"aiorefresh/{__version__}"
 
 
 _MAX_BODY = 64 * 1024
-
-
-class _NonRecoverableIoTError(IoTCredentialError, NonRecoverableCredentialError):
-    """The credentials provider refused in a way that retrying cannot fix (401/403, bad answer)."""
 
 
 class _PasswordNeeded(Exception):
@@ -495,7 +491,7 @@ async def discover_credentials_endpoint(
         ) as client:
             answer = await client.describe_endpoint(endpointType="iot:CredentialProvider")
     except NoRegionError:
-        raise _NonRecoverableIoTError(
+        raise NonRecoverableIoTError(
             f"{what} needs a region: pass region_name or set AWS_REGION"
         ) from None
     except ClientError as exc:
@@ -503,7 +499,7 @@ async def discover_credentials_endpoint(
         error = response.get("Error") or {}
         metadata = response.get("ResponseMetadata") or {}
         status = metadata.get("HTTPStatusCode")
-        cls = _NonRecoverableIoTError if status in (401, 403) else IoTCredentialError
+        cls = NonRecoverableIoTError if status in (401, 403) else IoTCredentialError
         raise cls(
             f"{what} failed: {exc}",
             status_code=status if isinstance(status, int) else None,
@@ -649,7 +645,7 @@ class IoTCredentialFetcher:
         except CredentialRefreshError:
             raise
         except AiorefreshError as exc:
-            raise _NonRecoverableIoTError(
+            raise NonRecoverableIoTError(
                 f"discovering the AWS IoT credentials provider endpoint failed: {exc}"
             ) from exc
         except Exception as exc:
@@ -660,7 +656,7 @@ class IoTCredentialFetcher:
         try:
             endpoint = _normalise_endpoint(discovered, parameter="discovered endpoint")
         except AiorefreshError as exc:
-            raise _NonRecoverableIoTError(str(exc)) from exc
+            raise NonRecoverableIoTError(str(exc)) from exc
         with self._lock:
             if self._endpoint is None:
                 self._endpoint = endpoint
@@ -753,7 +749,7 @@ def _status_error(
             "iot:AssumeRoleWithCertificate on the role alias, and thing_name)"
         )
     error_type = headers.get("x-amzn-ErrorType", "").split(":", 1)[0]
-    cls = _NonRecoverableIoTError if status in (401, 403) else IoTCredentialError
+    cls = NonRecoverableIoTError if status in (401, 403) else IoTCredentialError
     return cls(
         f"AWS IoT credentials provider refused role alias {alias!r}: {detail}{hint}",
         status_code=status,
@@ -796,8 +792,8 @@ def _parse_credentials(body: bytes, headers: Mapping[str, str], alias: str) -> T
     request_id = headers.get("x-amzn-RequestId")
     source = f"AWS IoT credentials provider (role alias {alias!r})"
 
-    def malformed(problem: str) -> _NonRecoverableIoTError:
-        return _NonRecoverableIoTError(
+    def malformed(problem: str) -> NonRecoverableIoTError:
+        return NonRecoverableIoTError(
             f"{source} answered 200 but {problem}", status_code=200, request_id=request_id
         )
 
@@ -823,7 +819,7 @@ def _parse_credentials(body: bytes, headers: Mapping[str, str], alias: str) -> T
             source=source,
         )
     except CredentialRefreshError as exc:
-        raise _NonRecoverableIoTError(
+        raise NonRecoverableIoTError(
             str(exc).replace("Expiration", "credentials.expiration"),
             status_code=200,
             request_id=request_id,

@@ -31,8 +31,8 @@ from .._types import TemporaryCredentials
 from ..errors import (
     ConfigurationError,
     CredentialRefreshError,
-    MFAError,
     NonRecoverableCredentialError,
+    NonRecoverableMFAError,
     ValidationError,
 )
 from ..mfa import (
@@ -46,7 +46,6 @@ from .custom import is_async_callable
 
 __all__ = [
     "CHAINED_MAX_DURATION",
-    "NonRecoverableMFAError",
     "AssumeRoleFetcher",
     "SessionTokenFetcher",
     "WebIdentityFetcher",
@@ -114,10 +113,6 @@ _CLIENT_TYPES: dict[str, type | tuple[type, ...]] = {
     "aws_session_token": str,
     "aws_account_id": str,
 }
-
-
-class NonRecoverableMFAError(MFAError, NonRecoverableCredentialError):
-    """An MFA failure that retrying cannot fix (a code AWS rejected, no provider to ask)."""
 
 
 def _check_mapping(
