@@ -178,9 +178,7 @@ class PerLoop(Generic[T]):
         self._factory = factory
         self._on_shutdown = on_shutdown
         self._values: weakref.WeakKeyDictionary[Loop, T] = weakref.WeakKeyDictionary()
-        self._handles: weakref.WeakKeyDictionary[Loop, ShutdownHandle] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._handles: weakref.WeakKeyDictionary[Loop, ShutdownHandle] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._last: tuple[weakref.ref[Loop], T] | None = None
 
@@ -271,9 +269,7 @@ class LoopScope:
         self.closed = False
         self._closing: asyncio.Task[None] | None = None
 
-    def spawn(
-        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
-    ) -> asyncio.Task[T]:
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Start ``coro`` as a task this scope owns until it ends."""
         task = self.loop.create_task(coro, name=name)
         task.add_done_callback(_retrieve)
