@@ -23,7 +23,8 @@ from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from botocore.credentials import DeferredRefreshableCredentials
 
 from aiorefresh._aiobotocore import EngineCredentials
-from aiorefresh.credentials import RefreshEngine, utc_now
+from aiorefresh._engine import RefreshEngine
+from aiorefresh._util import utc_now
 from aiorefresh.testing import CountingFetcher
 
 RESULTS = Path(__file__).parent / "results"

@@ -14,7 +14,7 @@ from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from aiobotocore.session import AioSession
 
 from aiorefresh import _aiobotocore
-from aiorefresh.credentials import RefreshEngine
+from aiorefresh._engine import RefreshEngine
 from aiorefresh.testing import CountingFetcher, FrozenClock
 
 
@@ -36,6 +36,8 @@ def test_private_attribute_still_exists(owner: str, attribute: str) -> None:
         instance: Any = AioSession()
     elif cls is AioDeferredRefreshableCredentials:
         instance = AioDeferredRefreshableCredentials(refresh_using=lambda: None, method="probe")
+    elif cls.__name__ == "Config":
+        instance = cls(max_pool_connections=3)
     else:
         resolver = AioSession().get_component("credential_provider")
         instance = resolver.get_provider("assume-role")

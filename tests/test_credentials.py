@@ -13,10 +13,10 @@ from aiorefresh import (
     CredentialRefreshError,
     NonRecoverableCredentialError,
     RefreshEvent,
+    SessionClosedError,
     TemporaryCredentials,
-    compute_windows,
 )
-from aiorefresh.credentials import RefreshEngine
+from aiorefresh._engine import RefreshEngine, compute_windows
 from aiorefresh.testing import CountingFetcher, FrozenClock
 
 MIN = timedelta(minutes=1)
@@ -306,7 +306,7 @@ async def test_aclose_cancels_the_in_flight_fetch_and_leaves_no_tasks(
     before = asyncio.all_tasks()
     await engine.aclose()
     results = await asyncio.gather(*waiters, return_exceptions=True)
-    assert all(isinstance(r, CredentialRefreshError) for r in results)
+    assert all(isinstance(r, SessionClosedError) for r in results)
     leftover = asyncio.all_tasks() - before - {asyncio.current_task()}
     assert not leftover
     assert all(t.done() for t in before if t is not asyncio.current_task() and t not in waiters)

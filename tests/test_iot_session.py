@@ -13,7 +13,6 @@ import pytest
 from aiorefresh import (
     ConfigurationError,
     IoTCredentialError,
-    IoTRefreshableSession,
     RefreshableSession,
 )
 from aiorefresh.testing import FrozenClock, IoTCredentialsServer
@@ -43,7 +42,8 @@ async def test_iot_method_is_inferred_and_fetches_over_mtls(
     iot_server: IoTCredentialsServer, frozen_clock: FrozenClock
 ) -> None:
     async with iot_session(iot_server, frozen_clock) as session:
-        assert isinstance(session, IoTRefreshableSession)
+        assert type(session) is RefreshableSession
+        assert session.method == "iot"
         creds = await session.refreshable_credentials()
     assert creds.expiry_time == frozen_clock() + timedelta(hours=1)
     assert iot_server.count() == 1
@@ -76,7 +76,7 @@ async def test_certificate_files_work_through_the_session(
 ) -> None:
     files = iot_server.write_files(tmp_path)
     async with RefreshableSession(
-        "iot",
+        method="iot",
         endpoint=iot_server.endpoint,
         role_alias="edge-role",
         certificate=files.certificate,
@@ -109,15 +109,15 @@ async def test_aclose_closes_the_http_session(
     session = iot_session(iot_server, frozen_clock)
     async with session:
         await session.refreshable_credentials()
-        http = session._iot_fetcher._session()
+        http = session.fetcher._session()  # type: ignore[attr-defined]
         assert not http.closed
     assert http.closed
 
 
 def test_sts_options_are_refused_for_iot(frozen_clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError, match="not an option of method 'iot'"):
-        RefreshableSession(
-            "iot",
+        RefreshableSession(  # type: ignore[call-overload]
+            method="iot",
             endpoint="https://abc.credentials.iot.us-east-1.amazonaws.com",
             role_alias="r",
             certificate=b"-----BEGIN CERTIFICATE-----",

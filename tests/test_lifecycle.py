@@ -104,7 +104,7 @@ async def test_failed_eager_start_closes_the_session(
         async with session:
             pass
     assert session.closed
-    assert not session._sts_fetcher._clients  # type: ignore[attr-defined]
+    assert session.fetcher._client._clients.values() == []  # type: ignore[attr-defined]
 
 
 async def test_refresh_timeout_cuts_a_stuck_sync_callable(frozen_clock: FrozenClock) -> None:

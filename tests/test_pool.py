@@ -279,7 +279,7 @@ def _strings_reachable_from(root: object) -> set[str]:
         seen.add(id(obj))
         if isinstance(obj, str):
             found.add(obj)
-        elif isinstance(obj, followed) or type(obj).__module__ == "aiorefresh.pool":
+        elif isinstance(obj, followed) or type(obj).__module__ in ("aiorefresh", "aiorefresh.pool"):
             stack.extend(gc.get_referents(obj))
             if hasattr(obj, "__dict__"):
                 stack.append(vars(obj))

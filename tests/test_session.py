@@ -13,8 +13,6 @@ from aiobotocore.session import AioSession
 from aiorefresh import (
     ConfigurationError,
     CredentialRefreshError,
-    CustomRefreshableSession,
-    DefaultRefreshableSession,
     Identity,
     RefreshableSession,
     SessionClosedError,
@@ -30,50 +28,74 @@ def custom(fetcher: CountingFetcher, **kwargs: Any) -> RefreshableSession:
     return RefreshableSession(custom_credentials_method=fetcher, **options)
 
 
-# -- method registry -------------------------------------------------------------------------
+# -- one class over a method table ------------------------------------------------------------
 
 
-def test_custom_method_is_inferred_from_its_option(counting_fetcher: CountingFetcher) -> None:
+def test_every_method_builds_the_one_session_class(counting_fetcher: CountingFetcher) -> None:
     session = custom(counting_fetcher)
-    assert type(session) is CustomRefreshableSession
-    assert isinstance(session, RefreshableSession)
+    assert type(session) is RefreshableSession
+    assert session.method == "custom"
 
 
-def test_explicit_method_selects_the_subclass(counting_fetcher: CountingFetcher) -> None:
-    session = RefreshableSession("custom", custom_credentials_method=counting_fetcher)
-    assert isinstance(session, CustomRefreshableSession)
+def test_explicit_method_is_a_keyword(counting_fetcher: CountingFetcher) -> None:
+    session = RefreshableSession(method="custom", custom_credentials_method=counting_fetcher)
+    assert session.method == "custom"
 
 
 def test_no_method_options_means_the_default_chain() -> None:
-    assert type(RefreshableSession()) is DefaultRefreshableSession
+    session = RefreshableSession()
+    assert type(session) is RefreshableSession
+    assert session.method == "default"
 
 
 def test_unknown_method_names_the_allowed_ones() -> None:
     with pytest.raises(ValidationError, match="'custom'.*got 'kerberos'"):
-        RefreshableSession("kerberos")
+        RefreshableSession(method="kerberos")  # type: ignore[call-overload]
 
 
-def test_subclass_refuses_another_method(counting_fetcher: CountingFetcher) -> None:
-    with pytest.raises(ValidationError, match="implements method 'custom'"):
-        CustomRefreshableSession("default", custom_credentials_method=counting_fetcher)
+async def test_a_fetcher_object_is_the_extension_point(frozen_clock: FrozenClock) -> None:
+    class VaultFetcher:
+        method = "vault"
+
+        def __init__(self) -> None:
+            self.inner = CountingFetcher(frozen_clock)
+            self.closed = 0
+
+        async def __call__(self) -> TemporaryCredentials:
+            return await self.inner()
+
+        async def aclose(self) -> None:
+            self.closed += 1
+
+    fetcher = VaultFetcher()
+    async with RefreshableSession(fetcher=fetcher, clock=frozen_clock) as session:
+        assert session.method == "vault"
+        assert session.fetcher is fetcher
+        assert (await session.refreshable_credentials()).access_key == "ASIATEST000001"
+    assert fetcher.closed == 1
 
 
-def test_third_parties_register_methods(frozen_clock: FrozenClock) -> None:
-    class VaultSession(RefreshableSession, method="vault_test"):
-        _accepted_options = frozenset({"custom_credentials_method"})
+def test_a_fetcher_without_a_method_name_is_custom(counting_fetcher: CountingFetcher) -> None:
+    assert RefreshableSession(fetcher=counting_fetcher).method == "custom"
 
-        def _make_fetcher(self, options: Any) -> Any:
-            return CountingFetcher(frozen_clock)
 
-    session = RefreshableSession("vault_test")
-    assert isinstance(session, VaultSession)
-    assert "vault_test" in RefreshableSession._registry
-    del RefreshableSession._registry["vault_test"]
+def test_a_fetcher_replaces_the_method_options(counting_fetcher: CountingFetcher) -> None:
+    with pytest.raises(ConfigurationError, match="fetcher= replaces the credential method"):
+        RefreshableSession(  # type: ignore[call-overload]
+            fetcher=counting_fetcher, custom_credentials_method=counting_fetcher
+        )
+
+
+def test_a_fetcher_must_be_callable() -> None:
+    with pytest.raises(ValidationError, match="fetcher must be an object with async __call__"):
+        RefreshableSession(fetcher=42)  # type: ignore[arg-type]
 
 
 def test_options_of_another_method_are_refused(counting_fetcher: CountingFetcher) -> None:
     with pytest.raises(ConfigurationError, match="role_alias is not an option of method 'custom'"):
-        RefreshableSession("custom", custom_credentials_method=counting_fetcher, role_alias="x")
+        RefreshableSession(  # type: ignore[call-overload]
+            method="custom", custom_credentials_method=counting_fetcher, role_alias="x"
+        )
 
 
 def test_options_of_two_methods_cannot_be_inferred(counting_fetcher: CountingFetcher) -> None:
@@ -95,12 +117,12 @@ def test_construction_needs_no_running_loop(counting_fetcher: CountingFetcher) -
 
 def test_custom_method_requires_a_callable() -> None:
     with pytest.raises(ValidationError, match="custom_credentials_method must be a callable"):
-        RefreshableSession("custom", custom_credentials_method="not callable")  # type: ignore[arg-type]
+        RefreshableSession(method="custom", custom_credentials_method="not callable")  # type: ignore[arg-type]
 
 
 def test_custom_method_is_required_for_custom() -> None:
     with pytest.raises(ValidationError, match="custom_credentials_method is required"):
-        RefreshableSession("custom")
+        RefreshableSession(method="custom")  # type: ignore[call-overload]
 
 
 def test_custom_args_must_be_a_mapping(counting_fetcher: CountingFetcher) -> None:
@@ -111,7 +133,11 @@ def test_custom_args_must_be_a_mapping(counting_fetcher: CountingFetcher) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"advisory_timeout": -1}, ConfigurationError, "advisory_timeout must be non-negative"),
+        (
+            {"advisory_timeout": -1},
+            ConfigurationError,
+            "advisory_timeout must be a finite, non-negative",
+        ),
         ({"mandatory_timeout": "60"}, ValidationError, "mandatory_timeout must be a number"),
         ({"advisory_timeout": True}, ValidationError, "advisory_timeout must be a number"),
         (
@@ -120,7 +146,7 @@ def test_custom_args_must_be_a_mapping(counting_fetcher: CountingFetcher) -> Non
             "mandatory_timeout .120. must not exceed advisory_timeout .60.",
         ),
         ({"refresh_jitter": 1.5}, ConfigurationError, "refresh_jitter must be a fraction"),
-        ({"refresh_timeout": 0}, ConfigurationError, "refresh_timeout must be positive"),
+        ({"refresh_timeout": 0}, ConfigurationError, "refresh_timeout must be a finite, positive"),
         ({"defer_refresh": "yes"}, ValidationError, "defer_refresh must be a bool"),
         ({"clock": 5}, ValidationError, "clock must be a callable"),
         ({"on_refresh": "print"}, ValidationError, "on_refresh must be callable"),
@@ -219,7 +245,7 @@ async def test_aclose_is_idempotent(counting_fetcher: CountingFetcher) -> None:
 
 
 def test_repr_shows_method_and_state(counting_fetcher: CountingFetcher) -> None:
-    assert repr(custom(counting_fetcher)) == "<CustomRefreshableSession method='custom' open>"
+    assert repr(custom(counting_fetcher)) == "<RefreshableSession method='custom' open>"
 
 
 # -- aiobotocore wiring against moto ---------------------------------------------------------

@@ -13,9 +13,10 @@ import sys
 import time
 from datetime import timedelta
 
+from ._engine import RefreshEvent
+from ._session import RefreshableSession
 from ._types import TemporaryCredentials
-from .credentials import RefreshEvent, utc_now
-from .session import RefreshableSession
+from ._util import utc_now
 
 __all__ = ["run_demo"]
 

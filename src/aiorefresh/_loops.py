@@ -80,32 +80,39 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 class _Shutdown:
     """The callbacks to run when one loop shuts down, and the sentinel task that runs them."""
 
+    # The loop is held weakly: this object is a value of a map keyed weakly by the loop.
     __slots__ = ("callbacks", "loop", "sentinel")
 
     def __init__(self, loop: Loop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)
         self.callbacks: dict[int, ShutdownCallback] = {}
         self.sentinel: asyncio.Task[None] | None = None
 
-    def ensure_sentinel(self) -> None:
+    def ensure_sentinel(self, loop: Loop) -> None:
         if self.sentinel is None or self.sentinel.done():
-            self.sentinel = self.loop.create_task(self._watch(), name=_SENTINEL_NAME)
+            self.sentinel = loop.create_task(self._watch(), name=_SENTINEL_NAME)
             self.sentinel.add_done_callback(_retrieve)
 
     async def _watch(self) -> None:
+        me = asyncio.current_task()
         try:
             await asyncio.Event().wait()  # until the loop's teardown cancels every task
         except asyncio.CancelledError:
-            if self.sentinel is not asyncio.current_task():
+            if self.sentinel is not me:
                 return  # retired: nothing was left to close
-            callbacks = list(self.callbacks.values())
-            self.callbacks.clear()
+            with _shutdown_lock:
+                callbacks = list(self.callbacks.values())
+                self.callbacks.clear()
             for callback in reversed(callbacks):  # last registered, first closed
                 try:
                     await callback()
                 except Exception:
                     logger.warning("closing at event loop shutdown failed", exc_info=True)
             raise
+        finally:
+            with _shutdown_lock:
+                if self.sentinel is me:
+                    self.sentinel = None  # a finished task must not keep the loop alive
 
 
 _shutdowns: weakref.WeakKeyDictionary[Loop, _Shutdown] = weakref.WeakKeyDictionary()
@@ -152,7 +159,7 @@ def on_loop_shutdown(callback: ShutdownCallback, loop: Loop | None = None) -> Sh
         if shutdown is None:
             shutdown = _shutdowns[loop] = _Shutdown(loop)
         shutdown.callbacks[token] = callback
-        shutdown.ensure_sentinel()
+        shutdown.ensure_sentinel(loop)
     return ShutdownHandle(loop, token)
 
 
@@ -261,13 +268,21 @@ class LoopScope:
     of its own, so a cancelled caller leaves it running and later callers wait for it.
     """
 
-    __slots__ = ("_closing", "closed", "loop", "tasks")
+    __slots__ = ("__weakref__", "_closing", "_loop", "closed", "tasks")
 
     def __init__(self, loop: Loop) -> None:
-        self.loop = loop
+        self._loop = weakref.ref(loop)  # a value of a map keyed weakly by this loop
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
-        self._closing: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | bool | None = None
+
+    @property
+    def loop(self) -> Loop:
+        """The event loop this scope belongs to."""
+        loop = self._loop()
+        if loop is None:  # pragma: no cover - a scope outliving its loop is never used
+            raise RuntimeError("the event loop of this scope is gone")
+        return loop
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Start ``coro`` as a task this scope owns until it ends."""
@@ -288,14 +303,21 @@ class LoopScope:
     async def close(self, body: Callable[[], Awaitable[None]]) -> None:
         """Mark closed and run ``await body()`` once for this loop; idempotent, shielded."""
         self.closed = True
-        if self._closing is None:
+        closing = self._closing
+        if isinstance(closing, bool):
+            return
+        if closing is None:
 
             async def run() -> None:
                 await body()
 
-            self._closing = self.loop.create_task(run(), name="aiorefresh close")
-            self._closing.add_done_callback(_retrieve)
-        await asyncio.shield(self._closing)
+            closing = self._closing = self.loop.create_task(run(), name="aiorefresh close")
+            closing.add_done_callback(_retrieve)
+            closing.add_done_callback(self._closed)
+        await asyncio.shield(closing)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing = True  # a finished task would keep its loop alive through this scope
 
     @property
     def closing(self) -> bool:

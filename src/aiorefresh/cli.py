@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _whoami(args: argparse.Namespace) -> dict[str, str]:
-    from .session import RefreshableSession
+    from ._session import RefreshableSession
 
     client_kwargs = {"endpoint_url": args.endpoint_url} if args.endpoint_url else None
     if args.role_arn:
@@ -39,7 +39,7 @@ async def _whoami(args: argparse.Namespace) -> dict[str, str]:
         if args.mfa_serial:
             assume["SerialNumber"] = args.mfa_serial
         session = RefreshableSession(
-            "sts",
+            method="sts",
             assume_role_kwargs=assume,
             sts_client_kwargs=client_kwargs,
             mfa_token_provider=args.mfa_command,

@@ -1,54 +1,53 @@
-"""Source credentials from aiobotocore's default provider chain, resolved once per event loop."""
+"""Credentials from aiobotocore's default provider chain, and from static keys."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
+import anyio.to_thread
 from aiobotocore.session import AioSession
 
 from .. import _aiobotocore
 from .._types import TemporaryCredentials
-from ..errors import CredentialRefreshError
+from ..errors import NoCredentialsFound
 
-__all__ = ["ChainFetcher"]
+__all__ = ["ChainFetcher", "StaticFetcher"]
 
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class ChainFetcher:
-    """Reads credentials from a plain aiobotocore session's provider chain.
+    """Reads credentials from a fresh aiobotocore session's provider chain on every call.
 
-    The chain (environment, shared files, container, instance metadata) runs once per event
-    loop: aiobotocore's resolved providers refresh behind an ``asyncio.Lock`` that belongs to
-    one loop, so each loop gets its own. After that each call reads the resolved provider,
-    which refreshes itself when it can expire. Static keys never expire.
+    The chain (environment, shared files, SSO, process, container, instance metadata) is
+    resolved anew each time the engine asks, so credentials that can expire are fetched anew
+    by `refresh()` and after an ExpiredToken answer, and nothing of one event loop is reused
+    on another. The session (and its config files) is made in a worker thread: reading files
+    never blocks the event loop.
     """
+
+    method = "default"
 
     def __init__(self, source: Callable[[], AioSession]) -> None:
         self._source_factory = source
-        self._lock = threading.Lock()
-        self._resolved: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+
+    def __repr__(self) -> str:
+        return "ChainFetcher()"
+
+    def _prepared_session(self) -> AioSession:
+        session = self._source_factory()
+        session.full_config  # noqa: B018 - parse the shared config files here, off the loop
+        return session
 
     async def __call__(self) -> TemporaryCredentials:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            creds = self._resolved.get(loop)
+        session = await anyio.to_thread.run_sync(self._prepared_session)
+        creds = await session.get_credentials()
         if creds is None:
-            creds = await self._source_factory().get_credentials()
-            if creds is None:
-                raise CredentialRefreshError(
-                    "no AWS credentials found in the default chain (environment, shared "
-                    "credentials and config files, container or instance metadata)"
-                )
-            with self._lock:
-                self._resolved[loop] = creds
+            raise NoCredentialsFound(
+                "no AWS credentials found in the default chain (environment, shared "
+                "credentials and config files, SSO, process, container or instance metadata)"
+            )
         frozen = await creds.get_frozen_credentials()
         return TemporaryCredentials(
             access_key=frozen.access_key,
@@ -58,8 +57,25 @@ class ChainFetcher:
             account_id=getattr(frozen, "account_id", None),
         )
 
-    def forget_loop(self) -> None:
-        """Drop what was resolved for the running loop (it is being closed)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            self._resolved.pop(loop, None)
+
+class StaticFetcher:
+    """Long-term keys given explicitly (``aws_access_key_id``...): they never expire."""
+
+    method = "default"
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        token: str | None = None,
+        account_id: str | None = None,
+    ) -> None:
+        self._credentials = TemporaryCredentials(
+            access_key=access_key, secret_key=secret_key, token=token, account_id=account_id
+        )
+
+    def __repr__(self) -> str:
+        return f"StaticFetcher({self._credentials.access_key!r})"
+
+    async def __call__(self) -> TemporaryCredentials:
+        return self._credentials

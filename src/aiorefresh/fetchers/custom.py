@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio.to_thread
-
 from .._types import TemporaryCredentials
+from .._util import call_user, is_async_callable, signature_accepts
 from ..errors import ValidationError
 
-__all__ = ["CustomFetcher", "is_async_callable"]
-
-
-def is_async_callable(func: object) -> bool:
-    """Whether calling ``func`` returns a coroutine (functions, partials, async ``__call__``)."""
-    while isinstance(func, functools.partial):
-        func = func.func
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        getattr(func, "__call__", None)  # noqa: B004
-    )
+__all__ = ["CustomFetcher"]
 
 
 class CustomFetcher:
@@ -30,8 +18,11 @@ class CustomFetcher:
 
     The function returns a ``TemporaryCredentials`` or a mapping with botocore keys
     (``access_key``, ``secret_key``, ``token``, ``expiry_time``) or STS keys
-    (``AccessKeyId``, ``SecretAccessKey``, ``SessionToken``, ``Expiration``).
+    (``AccessKeyId``, ``SecretAccessKey``, ``SessionToken``, ``Expiration``). ``kwargs`` are
+    checked against its signature here, before anything runs.
     """
+
+    method = "custom"
 
     def __init__(
         self,
@@ -51,24 +42,22 @@ class CustomFetcher:
             )
         if kwargs is not None and not all(isinstance(k, str) for k in kwargs):
             raise ValidationError(f"{parameter}_args keys must be str")
+        self._name = getattr(method, "__qualname__", None) or type(method).__qualname__
+        mismatch = signature_accepts(method, kwargs or {})
+        if mismatch is not None:
+            raise ValidationError(
+                f"{parameter}_args do not match the signature of {parameter} {self._name}: "
+                f"{mismatch}"
+            )
         self._method = method
         self._kwargs = dict(kwargs or {})
         self._is_async = is_async_callable(method)
-        self._name = getattr(method, "__qualname__", None) or type(method).__qualname__
 
     def __repr__(self) -> str:
         return f"CustomFetcher({self._name})"
 
     async def __call__(self) -> TemporaryCredentials:
-        if self._is_async:
-            result = await self._method(**self._kwargs)
-        else:
-            # abandon_on_cancel: refresh_timeout and aclose() must not wait for a stuck thread.
-            result = await anyio.to_thread.run_sync(
-                functools.partial(self._method, **self._kwargs), abandon_on_cancel=True
-            )
-            if inspect.isawaitable(result):
-                result = await result
+        result = await call_user(self._method, is_async=self._is_async, **self._kwargs)
         if isinstance(result, TemporaryCredentials):
             return result
         return TemporaryCredentials.from_mapping(

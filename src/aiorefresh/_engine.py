@@ -1,29 +1,28 @@
 """The refresh engine: decides when to call a fetcher, and makes sure it is called once.
 
 Credentials are process-wide; what belongs to an event loop (the in-flight fetch, the tasks
-the engine owns) lives in a per-loop map guarded by a thread lock. Reading fresh credentials
-takes no lock, awaits nothing and allocates nothing.
+the engine owns) is kept per loop through `aiorefresh._loops`. Reading fresh credentials takes
+no lock, awaits nothing and allocates nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import dataclasses
 import inspect
 import logging
 import random
-import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import anyio
 
-from ._types import CredentialFetcher, TemporaryCredentials
+from ._loops import LoopScope, PerLoop
+from ._types import Clock, CredentialFetcher, TemporaryCredentials
+from ._util import fresh_copy, short, utc_now
 from .errors import (
     CredentialRefreshError,
     NonRecoverableCredentialError,
@@ -31,34 +30,30 @@ from .errors import (
 )
 
 __all__ = [
-    "Clock",
+    "MIN_LIFETIME",
     "RefreshEngine",
     "RefreshEvent",
     "RefreshStats",
     "compute_windows",
-    "utc_now",
 ]
 
 logger = logging.getLogger("aiorefresh")
 
-Clock = Callable[[], datetime]
-"""A callable returning the current time as an aware ``datetime``."""
-
 Phase = Literal["initial", "advisory", "mandatory", "expired", "forced"]
 
 MANDATORY_DEFAULT = timedelta(seconds=60)
+MIN_LIFETIME = timedelta(seconds=5)
+"""An answer that lives less than this is a failed fetch: it would expire before it is used."""
 _ADVISORY_SHORT = timedelta(minutes=5)  # lifetime <= 20 min
 _ADVISORY_MEDIUM = timedelta(minutes=15)  # lifetime < 90 min
 _ADVISORY_LONG = timedelta(minutes=60)
 _ADVISORY_BACKOFF = (300.0, 600.0)  # seconds, after a failed advisory refresh
 _MANDATORY_BACKOFF = (5.0, 10.0)  # seconds, after a transient failure in the mandatory window
 _NONRECOVERABLE_MEMORY = (5.0, 10.0)  # seconds a non-recoverable error is re-raised
+# Nothing valid to serve: back the source off 0.25 s, 0.5 s, 1 s, ... up to 4 s (jittered).
+_EMPTY_BACKOFF_BASE = 0.25
+_EMPTY_BACKOFF_CAP = 4.0
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def utc_now() -> datetime:
-    """The default clock: aware UTC now (several times cheaper than a tz-local clock)."""
-    return datetime.now(timezone.utc)
 
 
 def compute_windows(
@@ -144,28 +139,14 @@ class _Outcome:
     error: CredentialRefreshError | None
 
 
-class _LoopState:
-    """What the engine owns on one event loop (the loop itself only weakly)."""
+class _EngineScope(LoopScope):
+    """The engine's part of one event loop: its owned tasks and the one in-flight refresh."""
 
-    __slots__ = ("closed", "loop", "owned", "refresh")
+    __slots__ = ("refresh",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = weakref.ref(loop)
+        super().__init__(loop)
         self.refresh: asyncio.Task[_Outcome] | None = None
-        self.owned: set[asyncio.Task[Any]] = set()
-        self.closed = False
-
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        task.add_done_callback(_retrieve)
-        self.owned.add(task)
-        task.add_done_callback(self.owned.discard)
-        return task
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class RefreshEngine:
@@ -173,7 +154,8 @@ class RefreshEngine:
 
     Advisory window: one background fetch, callers get the current credentials at once.
     Mandatory window: callers wait for the one fetch; a transient failure serves the
-    still-valid credentials. Expired: never returned; callers wait, failures raise.
+    still-valid credentials. Expired or never fetched: never returned; callers wait, failures
+    raise, and a failing source is backed off so callers get the remembered error at once.
     """
 
     def __init__(
@@ -189,7 +171,7 @@ class RefreshEngine:
         freeze: Callable[[TemporaryCredentials], Any] | None = None,
         name: str = "credentials",
     ) -> None:
-        self._fetcher = fetcher
+        self.fetcher = fetcher
         self._advisory = None if advisory_timeout is None else timedelta(seconds=advisory_timeout)
         self._mandatory = (
             None if mandatory_timeout is None else timedelta(seconds=mandatory_timeout)
@@ -199,21 +181,22 @@ class RefreshEngine:
         self.clock: Clock = clock or utc_now
         self._on_refresh = on_refresh
         self._freeze = freeze or (lambda creds: creds)
-        self._name = name
+        self.name = name
         self._snap: _Snapshot | None = None
         self._recent_keys: collections.deque[str] = collections.deque(maxlen=8)
         self._retry_at = _MIN
-        self._nonrecoverable: NonRecoverableCredentialError | None = None
-        self._nonrecoverable_until = _MIN
+        self._remembered: CredentialRefreshError | None = None
+        self._remembered_until = _MIN
+        self._empty_failures = 0
         self._refreshes = 0
         self._failures = 0
         self._last_refresh: datetime | None = None
         self._last_failure: datetime | None = None
         self._last_error: str | None = None
-        self._lock = threading.Lock()
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._scopes: PerLoop[_EngineScope] = PerLoop(_EngineScope)
+
+    def __repr__(self) -> str:
+        return f"<RefreshEngine {self.name!r}>"
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -237,11 +220,22 @@ class RefreshEngine:
         snap = self._snap
         return None if snap is None else snap.creds
 
+    def needs_refresh(self, within: float | None = None) -> bool:
+        """Whether a read now would refresh: nothing held, inside the advisory window, or
+        (with ``within``) fewer than that many seconds left."""
+        snap = self._snap
+        if snap is None:
+            return True
+        now = self.clock()
+        if now >= snap.advisory_at:
+            return True
+        return within is not None and snap.expiry - now < timedelta(seconds=within)
+
     async def _slow_get(self) -> _Snapshot:
         now = self.clock()
         snap = self._snap
         if snap is None or now >= snap.expiry:
-            self._raise_remembered(now)
+            self._raise_remembered(now, transient_too=True)
             return await self._wait_for_refresh("initial" if snap is None else "expired")
         if now >= snap.mandatory_at:
             self._raise_remembered(now)
@@ -256,14 +250,17 @@ class RefreshEngine:
                 if self.clock() < current.expiry:
                     return current
                 raise
-        if now >= self._retry_at and not self._state().closed:
+        if now >= self._retry_at and not self._scopes.get().closed:
             self._start_refresh("advisory")
         return snap
 
-    def _raise_remembered(self, now: datetime) -> None:
-        err = self._nonrecoverable
-        if err is not None and now < self._nonrecoverable_until:
-            raise _fresh_copy(err)
+    def _raise_remembered(self, now: datetime, *, transient_too: bool = False) -> None:
+        """Re-raise a recent failure instead of asking the source again while it backs off."""
+        err = self._remembered
+        if err is None or now >= self._remembered_until:
+            return
+        if transient_too or isinstance(err, NonRecoverableCredentialError):
+            raise fresh_copy(err, fallback=_plain_copy)
 
     # -- refreshing ------------------------------------------------------------------------
 
@@ -303,23 +300,15 @@ class RefreshEngine:
             expiry_time=None if snap is None else snap.expiry,
         )
 
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            state = self._loops.get(loop)
-            if state is None:
-                state = self._loops[loop] = _LoopState(loop)
-            return state
-
     def _start_refresh(self, phase: Phase) -> asyncio.Task[_Outcome]:
-        state = self._state()
-        if state.closed:
+        scope = self._scopes.get()
+        if scope.closed:
             raise SessionClosedError(
-                f"{self._name}: the session was closed on this event loop; no refresh started"
+                f"{self.name}: the session was closed on this event loop; no refresh started"
             )
-        task = state.refresh
+        task = scope.refresh
         if task is None:
-            task = state.refresh = state.spawn(self._run(phase, state))
+            task = scope.refresh = scope.spawn(self._run(phase, scope), name=f"{self.name} refresh")
         return task
 
     async def _wait_for_refresh(self, phase: Phase) -> _Snapshot:
@@ -327,21 +316,28 @@ class RefreshEngine:
         # asyncio.wait leaves the shared task running when this waiter is cancelled.
         await asyncio.wait((task,))
         if task.cancelled():
-            raise CredentialRefreshError(
-                f"{self._name}: the refresh was cancelled (session closed)"
+            raise SessionClosedError(
+                f"{self.name}: the refresh was cancelled because the session closed"
             )
         outcome = task.result()
         if outcome.error is not None:
-            raise _fresh_copy(outcome.error)
-        assert outcome.snapshot is not None
-        return outcome.snapshot
+            raise fresh_copy(outcome.error, fallback=_plain_copy)
+        snapshot = outcome.snapshot
+        assert snapshot is not None
+        if self.clock() >= snapshot.expiry:
+            # The loop was too busy to hand the answer out in time: never serve it.
+            raise CredentialRefreshError(
+                f"{self.name}: the credentials fetched for this caller expired at "
+                f"{snapshot.expiry.isoformat()} before they could be handed out"
+            )
+        return snapshot
 
-    async def _run(self, phase: Phase, state: _LoopState) -> _Outcome:
+    async def _run(self, phase: Phase, scope: _EngineScope) -> _Outcome:
         started = time.monotonic()
         try:
             outcome = await self._fetch_once()
         finally:
-            state.refresh = None
+            scope.refresh = None
         now = self.clock()
         if outcome.error is None:
             assert outcome.snapshot is not None
@@ -350,76 +346,83 @@ class RefreshEngine:
             self._refreshes += 1
             self._last_refresh = now
             self._retry_at = _MIN
-            self._nonrecoverable = None
+            self._remembered = None
+            self._empty_failures = 0
             logger.debug(
-                "%s: refreshed (%s); expires %s", self._name, phase, outcome.snapshot.expiry
+                "%s: refreshed (%s); expires %s", self.name, phase, outcome.snapshot.expiry
             )
         else:
             self._record_failure(outcome.error, now, phase)
         if self._on_refresh is not None:
-            event = RefreshEvent(
-                ok=outcome.error is None,
-                phase=phase,
-                expiry_time=None if outcome.snapshot is None else outcome.snapshot.expiry,
-                error=outcome.error,
-                duration=time.monotonic() - started,
-            )
-            try:
-                result = self._on_refresh(event)
-                if inspect.isawaitable(result):
-                    state.spawn(self._await_callback(result))
-            except Exception:
-                logger.exception("%s: on_refresh callback failed", self._name)
+            self._notify(outcome, phase, time.monotonic() - started, scope)
         return outcome
+
+    def _notify(self, outcome: _Outcome, phase: Phase, duration: float, scope: LoopScope) -> None:
+        assert self._on_refresh is not None
+        event = RefreshEvent(
+            ok=outcome.error is None,
+            phase=phase,
+            expiry_time=None if outcome.snapshot is None else outcome.snapshot.expiry,
+            error=outcome.error,
+            duration=duration,
+        )
+        try:
+            result = self._on_refresh(event)
+            if inspect.isawaitable(result):
+                scope.spawn(self._await_callback(result), name=f"{self.name} on_refresh")
+        except Exception:
+            logger.exception("%s: on_refresh callback failed", self.name)
 
     async def _await_callback(self, result: Awaitable[object]) -> None:
         try:
             await result
         except Exception:
-            logger.exception("%s: on_refresh callback failed", self._name)
+            logger.exception("%s: on_refresh callback failed", self.name)
 
     async def _fetch_once(self) -> _Outcome:
         creds: object = None
         try:
             with anyio.move_on_after(self._timeout) as scope:
-                creds = await self._fetcher()
+                creds = await self.fetcher()
         except CredentialRefreshError as exc:
             return _Outcome(None, exc)
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise
+            return _Outcome(None, _wrap(f"{self.name}: the fetcher raised CancelledError", exc))
         except Exception as exc:
             return _Outcome(
-                None, _wrap(f"{self._name}: fetch failed: {type(exc).__name__}: {_short(exc)}", exc)
+                None, _wrap(f"{self.name}: fetch failed: {type(exc).__name__}: {short(exc)}", exc)
             )
         if scope.cancelled_caught:
             return _Outcome(
                 None,
-                CredentialRefreshError(f"{self._name}: refresh timed out after {self._timeout} s"),
+                CredentialRefreshError(f"{self.name}: refresh timed out after {self._timeout} s"),
             )
+        return self._accept(creds)
+
+    def _accept(self, creds: object) -> _Outcome:
+        """A snapshot of a fetcher's answer, or the error saying why it is unusable."""
         if not isinstance(creds, TemporaryCredentials):
-            return _Outcome(
-                None,
-                CredentialRefreshError(
-                    f"{self._name}: fetcher returned {type(creds).__name__}; "
-                    "expected TemporaryCredentials"
-                ),
+            return _failed(
+                f"{self.name}: fetcher returned {type(creds).__name__}; "
+                "expected TemporaryCredentials"
             )
         expiry = creds.expiry_time
         if not isinstance(expiry, datetime) or expiry.utcoffset() is None:
-            return _Outcome(
-                None,
-                CredentialRefreshError(
-                    f"{self._name}: fetched credentials have a naive or missing expiry_time; "
-                    "expected a timezone-aware datetime"
-                ),
+            return _failed(
+                f"{self.name}: fetched credentials have a naive or missing expiry_time; "
+                "expected a timezone-aware datetime"
             )
-        now = self.clock()
-        lifetime = expiry - now
+        lifetime = expiry - self.clock()
         if lifetime <= timedelta(0):
-            return _Outcome(
-                None,
-                CredentialRefreshError(
-                    f"{self._name}: fetched credentials already expired at "
-                    f"{creds.expiry_time.isoformat()}"
-                ),
+            return _failed(
+                f"{self.name}: fetched credentials already expired at {expiry.isoformat()}"
+            )
+        if lifetime < MIN_LIFETIME:
+            return _failed(
+                f"{self.name}: fetched credentials expire in {lifetime.total_seconds():.3f} s, "
+                f"less than the usable minimum of {MIN_LIFETIME.total_seconds():g} s"
             )
         advisory, mandatory = compute_windows(
             lifetime, advisory=self._advisory, mandatory=self._mandatory, jitter=self._jitter
@@ -441,54 +444,66 @@ class RefreshEngine:
         self._last_error = str(error)
         snap = self._snap
         if isinstance(error, NonRecoverableCredentialError):
-            self._nonrecoverable = error
-            self._nonrecoverable_until = now + timedelta(
-                seconds=random.uniform(*_NONRECOVERABLE_MEMORY)
-            )
+            self._remember(error, now + _seconds(random.uniform(*_NONRECOVERABLE_MEMORY)))
         if snap is None or now >= snap.expiry:
-            logger.warning("%s: refresh failed (%s): %s", self._name, phase, error)
+            self._empty_failures += 1
+            if not isinstance(error, NonRecoverableCredentialError):
+                step = _EMPTY_BACKOFF_BASE * 2 ** min(self._empty_failures - 1, 16)
+                delay = min(step, _EMPTY_BACKOFF_CAP) * random.uniform(0.5, 1.0)
+                self._remember(error, now + _seconds(delay))
+            logger.warning("%s: refresh failed (%s): %s", self.name, phase, error)
             return
         if phase == "forced" and now < snap.advisory_at:
             logger.warning(
-                "%s: forced refresh failed, keeping current credentials: %s", self._name, error
+                "%s: forced refresh failed, keeping current credentials: %s", self.name, error
             )
             return
         if now < snap.mandatory_at:
-            backoff = timedelta(seconds=random.uniform(*_ADVISORY_BACKOFF))
+            backoff = _seconds(random.uniform(*_ADVISORY_BACKOFF))
             self._retry_at = min(now + backoff, snap.mandatory_at)
             logger.warning(
                 "%s: advisory refresh failed, keeping current credentials until %s: %s",
-                self._name,
+                self.name,
                 self._retry_at,
                 error,
             )
         else:
-            backoff = timedelta(seconds=random.uniform(*_MANDATORY_BACKOFF))
+            backoff = _seconds(random.uniform(*_MANDATORY_BACKOFF))
             self._retry_at = min(now + backoff, snap.expiry)
             logger.warning(
                 "%s: mandatory refresh failed, serving still-valid credentials until %s: %s",
-                self._name,
+                self.name,
                 self._retry_at,
                 error,
             )
+
+    def _remember(self, error: CredentialRefreshError, until: datetime) -> None:
+        self._remembered = error
+        self._remembered_until = until
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Cancel and await what the engine owns on this event loop, and start nothing more
         here. Other loops keep working: each closes its own part before it ends."""
-        state = self._state()
-        state.closed = True
-        tasks = list(state.owned)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        scope = self._scopes.get()
+        scope.closed = True
+        await scope.cancel_tasks()
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancellation pending (not one a fetcher made up)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or bool(cancelling())  # Python 3.10: assume it is ours
+
+
+def _failed(message: str) -> _Outcome:
+    return _Outcome(None, CredentialRefreshError(message))
 
 
 def _wrap(message: str, cause: BaseException) -> CredentialRefreshError:
@@ -497,12 +512,5 @@ def _wrap(message: str, cause: BaseException) -> CredentialRefreshError:
     return err
 
 
-def _fresh_copy(err: CredentialRefreshError) -> CredentialRefreshError:
-    """A new exception like ``err`` for one waiter, so tracebacks do not pile up on one object."""
-    try:
-        clone = copy.copy(err)
-    except Exception:
-        clone = CredentialRefreshError(str(err), code=err.code, request_id=err.request_id)
-    clone.__cause__ = err.__cause__ if err.__cause__ is not None else err
-    clone.__traceback__ = None
-    return clone
+def _plain_copy(err: CredentialRefreshError) -> CredentialRefreshError:
+    return CredentialRefreshError(str(err), code=err.code, request_id=err.request_id)

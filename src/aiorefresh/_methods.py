@@ -1,0 +1,262 @@
+"""The method table: each credential method's options, how it is inferred, and its builder.
+
+Adding an option to a method is one edit here (and one in its constructor overload). The
+session hands `build` the options the user gave and a `BuildContext`; the builder validates
+them (no I/O) and returns the fetcher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._types import Clock, CredentialFetcher
+from .errors import ConfigurationError, ValidationError
+
+if TYPE_CHECKING:
+    from ._engine import RefreshEngine
+
+__all__ = ["METHODS", "BuildContext", "Method", "choose_method", "given_options"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """What a builder may use from the session being built."""
+
+    profile_name: str | None
+    region_name: str | None
+    clock: Clock
+    source_fetcher: Callable[[], CredentialFetcher]
+    """The session's source credentials: the explicit keys, or the default chain."""
+    source: Callable[[], RefreshEngine]
+    """An engine over `source_fetcher` (made on first call): what STS methods sign with."""
+
+
+Builder = Callable[[BuildContext, Mapping[str, Any]], CredentialFetcher]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One row of the table."""
+
+    name: str
+    options: tuple[str, ...]
+    """The method's own options (each with its default in ``OPTION_DEFAULTS``)."""
+    infer_from: tuple[str, ...]
+    """Options whose presence selects this method when ``method`` is not given."""
+    source_keys: bool
+    """Whether explicit ``aws_access_key_id``/... may be given (as the source credentials)."""
+    build: Builder
+
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "custom_credentials_method": None,
+    "custom_credentials_method_args": None,
+    "assume_role_kwargs": None,
+    "sts_client_kwargs": None,
+    "session_token_kwargs": None,
+    "web_identity_kwargs": None,
+    "web_identity_token": None,
+    "mfa_token_provider": None,
+    "mfa_token_provider_kwargs": None,
+    "endpoint": None,
+    "role_alias": None,
+    "certificate": None,
+    "private_key": None,
+    "private_key_password": None,
+    "thing_name": None,
+    "ca": None,
+    "duration_seconds": None,
+    "timeout": 10.0,
+    "verify_peer": True,
+    "discover_endpoint": False,
+}
+"""Every method option and its default: an option counts as given when it differs."""
+
+DEFAULT_METHOD = "default"
+
+
+def _require(options: Mapping[str, Any], name: str, method: str, what: str) -> Any:
+    value = options.get(name)
+    if value is None:
+        raise ValidationError(f"{name} is required for method {method!r} ({what})")
+    return value
+
+
+def _build_custom(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    from .fetchers.custom import CustomFetcher
+
+    method = _require(options, "custom_credentials_method", "custom", "a callable")
+    return CustomFetcher(method, options.get("custom_credentials_method_args"))
+
+
+def _build_default(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    return ctx.source_fetcher()
+
+
+def _sts_client_kwargs(ctx: BuildContext, options: Mapping[str, Any]) -> dict[str, Any]:
+    from .fetchers._sts_options import validate_sts_client_kwargs
+
+    kwargs = validate_sts_client_kwargs(options.get("sts_client_kwargs"))
+    if ctx.region_name is not None:
+        kwargs.setdefault("region_name", ctx.region_name)
+    return kwargs
+
+
+def _build_sts(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    from .fetchers.sts import AssumeRoleFetcher
+
+    params = _require(options, "assume_role_kwargs", "sts", "RoleArn at least")
+    client_kwargs = _sts_client_kwargs(ctx, options)
+    return AssumeRoleFetcher(
+        params,
+        source=None if "aws_access_key_id" in client_kwargs else ctx.source(),
+        client_kwargs=client_kwargs,
+        mfa_token_provider=options.get("mfa_token_provider"),
+        mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+        clock=ctx.clock,
+        profile_name=ctx.profile_name,
+    )
+
+
+def _build_session_token(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    from .fetchers.sts import SessionTokenFetcher
+
+    client_kwargs = _sts_client_kwargs(ctx, options)
+    return SessionTokenFetcher(
+        options.get("session_token_kwargs") or {},
+        source=None if "aws_access_key_id" in client_kwargs else ctx.source(),
+        client_kwargs=client_kwargs,
+        mfa_token_provider=options.get("mfa_token_provider"),
+        mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+        clock=ctx.clock,
+        profile_name=ctx.profile_name,
+    )
+
+
+def _build_web_identity(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    from .fetchers.sts import WebIdentityFetcher
+
+    params = _require(options, "web_identity_kwargs", "web_identity", "RoleArn at least")
+    return WebIdentityFetcher(
+        params,
+        options.get("web_identity_token"),
+        client_kwargs=_sts_client_kwargs(ctx, options),
+        profile_name=ctx.profile_name,
+    )
+
+
+def _build_iot(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
+    from .fetchers import iot
+
+    config = iot.validate_iot_options(
+        endpoint=options.get("endpoint"),
+        role_alias=options.get("role_alias"),
+        certificate=options.get("certificate"),
+        private_key=options.get("private_key"),
+        thing_name=options.get("thing_name"),
+        ca=options.get("ca"),
+        private_key_password=options.get("private_key_password"),
+        duration_seconds=options.get("duration_seconds"),
+        timeout=options.get("timeout", OPTION_DEFAULTS["timeout"]),
+        verify_peer=options.get("verify_peer", True),
+        discover_endpoint=options.get("discover_endpoint", False),
+    )
+    discover = None
+    if config.endpoint is None:
+        discover = functools.partial(iot.discover_credentials_endpoint, region_name=ctx.region_name)
+    return iot.IoTCredentialFetcher(config, discover=discover)
+
+
+_STS_OPTIONS = ("sts_client_kwargs", "mfa_token_provider", "mfa_token_provider_kwargs")
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method(
+            "custom",
+            ("custom_credentials_method", "custom_credentials_method_args"),
+            ("custom_credentials_method",),
+            False,
+            _build_custom,
+        ),
+        Method("default", (), (), True, _build_default),
+        Method(
+            "sts", ("assume_role_kwargs", *_STS_OPTIONS), ("assume_role_kwargs",), True, _build_sts
+        ),
+        Method(
+            "session_token",
+            ("session_token_kwargs", *_STS_OPTIONS),
+            ("session_token_kwargs",),
+            True,
+            _build_session_token,
+        ),
+        Method(
+            "web_identity",
+            ("web_identity_kwargs", "web_identity_token", "sts_client_kwargs"),
+            ("web_identity_kwargs", "web_identity_token"),
+            True,
+            _build_web_identity,
+        ),
+        Method(
+            "iot",
+            (
+                "endpoint",
+                "role_alias",
+                "certificate",
+                "private_key",
+                "private_key_password",
+                "thing_name",
+                "ca",
+                "duration_seconds",
+                "timeout",
+                "verify_peer",
+                "discover_endpoint",
+            ),
+            ("role_alias", "certificate", "private_key", "endpoint", "discover_endpoint"),
+            False,
+            _build_iot,
+        ),
+    )
+}
+"""Every credential method by name."""
+
+
+def given_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The method options that differ from their defaults."""
+    given = {}
+    for name, value in options.items():
+        default = OPTION_DEFAULTS[name]
+        if value is not default and value != default:
+            given[name] = value
+    return given
+
+
+def choose_method(method: object, given: Mapping[str, Any]) -> Method:
+    """The method named, or the one the given options imply; refuses options of another."""
+    if method is None:
+        implied: dict[str, str] = {}
+        for candidate in METHODS.values():
+            for name in candidate.infer_from:
+                if name in given:
+                    implied.setdefault(candidate.name, name)
+        if len(implied) > 1:
+            clues = ", ".join(f"{opt} ({m})" for m, opt in implied.items())
+            raise ConfigurationError(
+                f"options of more than one method were given: {clues}; pass method= "
+                "explicitly and only that method's options"
+            )
+        method = next(iter(implied), DEFAULT_METHOD)
+    row: Method | None = METHODS.get(method) if isinstance(method, str) else None
+    if row is None:
+        allowed = ", ".join(repr(name) for name in METHODS)
+        raise ValidationError(f"method must be one of {allowed} or None, got {method!r}")
+    foreign = sorted(set(given) - set(row.options))
+    if foreign:
+        raise ConfigurationError(
+            f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not an option of "
+            f"method {row.name!r}"
+        )
+    return row
