@@ -32,8 +32,8 @@ lint: $(VENV_B)/.stamp
 	$(VENV_B)/bin/ruff format --check src tests benchmarks
 
 typecheck: $(VENV_A)/.stamp $(VENV_B)/.stamp
-	$(VENV_B)/bin/mypy --strict src
-	$(VENV_A)/bin/mypy --strict src
+	$(VENV_B)/bin/mypy --strict src tests/typing
+	$(VENV_A)/bin/mypy --strict src tests/typing
 
 test-a: $(VENV_A)/.stamp
 	$(VENV_A)/bin/python -m pytest $(PYTEST_FLAGS)

@@ -92,3 +92,107 @@ def test_credential_expiry_is_read_from_botocore_credentials(frozen_clock: Froze
     creds = AioDeferredRefreshableCredentials(refresh_using=lambda: None, method="probe")
     creds._expiry_time = frozen_clock()
     assert _aiobotocore.credentials_expiry(creds) == frozen_clock()
+
+
+# -- event names and handler arguments the ExpiredToken retry relies on -----------------------
+
+
+async def test_request_created_and_needs_retry_carry_what_the_retry_reads(
+    aws_env: Any, sts_standin: Any
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def on_request(request: Any = None, **kwargs: Any) -> None:
+        seen["request"] = request
+
+    def on_retry(**kwargs: Any) -> None:
+        seen.setdefault("retry", kwargs)
+
+    session = AioSession()
+    emitter = session.get_component("event_emitter")
+    emitter.register_last(_aiobotocore.REQUEST_CREATED, on_request)
+    emitter.register_first(_aiobotocore.NEEDS_RETRY, on_retry)
+    sts_standin.script("expired_token", action="GetCallerIdentity")
+    async with session.create_client("sts", endpoint_url=sts_standin.endpoint_url) as sts:
+        with pytest.raises(Exception, match="ExpiredToken"):
+            await sts.get_caller_identity()
+    request, retry = seen["request"], seen["retry"]
+    assert "Credential=AKIA" in str(request.headers["Authorization"])
+    assert isinstance(request.context, dict)
+    assert retry["attempts"] == 1
+    assert isinstance(retry["request_dict"]["context"], dict)
+    assert _aiobotocore.error_code(retry["response"]) == "ExpiredToken"
+
+
+def test_expired_token_retry_unregisters_cleanly(frozen_clock: FrozenClock) -> None:
+    session = AioSession()
+    engine = RefreshEngine(CountingFetcher(frozen_clock), clock=frozen_clock)
+    retry = _aiobotocore.ExpiredTokenRetry(engine, "test")
+    uninstall = retry.install(session)
+    emitter = session.get_component("event_emitter")
+    assert retry.handle in list(emitter._emitter._handlers.prefix_search("needs-retry"))
+    uninstall()
+    assert retry.handle not in list(emitter._emitter._handlers.prefix_search("needs-retry"))
+
+
+# -- a caller's botocore_session ----------------------------------------------------------------
+
+
+async def test_a_callers_botocore_session_is_handed_back_as_it_was(
+    aws_env: Any, counting_fetcher: CountingFetcher
+) -> None:
+    from aiorefresh import RefreshableSession
+
+    theirs = AioSession()
+    theirs.set_config_variable("region", "eu-north-1")
+    before = _aiobotocore.session_credentials(theirs)
+    async with RefreshableSession(
+        custom_credentials_method=counting_fetcher,
+        botocore_session=theirs,
+        region_name="ap-south-1",
+    ) as session:
+        assert session.botocore_session is theirs
+        assert isinstance(_aiobotocore.session_credentials(theirs), _aiobotocore.EngineCredentials)
+        assert theirs.get_config_variable("region") == "ap-south-1"
+    assert _aiobotocore.session_credentials(theirs) is before
+    assert theirs.get_config_variable("region") == "eu-north-1"
+    handlers = list(
+        theirs.get_component("event_emitter")._emitter._handlers.prefix_search("needs-retry")
+    )
+    assert not [
+        h
+        for h in handlers
+        if getattr(h, "__self__", None).__class__.__name__ == "ExpiredTokenRetry"
+    ]
+
+
+async def test_an_owned_botocore_session_keeps_aiorefresh_credentials(
+    aws_env: Any, counting_fetcher: CountingFetcher
+) -> None:
+    from aiorefresh import RefreshableSession
+
+    ours = AioSession()
+    async with RefreshableSession(
+        custom_credentials_method=counting_fetcher,
+        botocore_session=ours,
+        botocore_session_owner=True,
+    ):
+        pass
+    assert isinstance(_aiobotocore.session_credentials(ours), _aiobotocore.EngineCredentials)
+
+
+# -- pooled clients' connections ----------------------------------------------------------------
+
+
+def test_pooled_clients_get_more_connections_unless_the_config_says() -> None:
+    from aiobotocore.config import AioConfig
+
+    assert (
+        _aiobotocore.pooled_config(None).max_pool_connections == _aiobotocore.POOLED_MAX_CONNECTIONS
+    )
+    merged = _aiobotocore.pooled_config(AioConfig(read_timeout=3))
+    assert (merged.max_pool_connections, merged.read_timeout) == (
+        _aiobotocore.POOLED_MAX_CONNECTIONS,
+        3,
+    )
+    assert _aiobotocore.pooled_config(AioConfig(max_pool_connections=4)).max_pool_connections == 4

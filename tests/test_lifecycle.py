@@ -27,6 +27,9 @@ from aiorefresh import (
 from aiorefresh._aiobotocore import session_credentials
 from aiorefresh.testing import CountingFetcher, FrozenClock, MotoServer, STSStandIn
 
+# These tests point only the private STS client at a local server on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:sts_client_kwargs sets endpoint_url:UserWarning")
+
 ROLE = "arn:aws:iam::123456789012:role/reader"
 
 
@@ -52,6 +55,7 @@ def test_session_works_again_under_a_second_asyncio_run_after_aclose(
 async def test_closed_loop_refuses_work_but_reports_closed(
     counting_fetcher: CountingFetcher,
 ) -> None:
+
     session = custom(counting_fetcher)
     await session.aclose()
     assert session.closed

@@ -349,3 +349,29 @@ def test_session_is_shared_by_two_event_loops(
         thread.join(timeout=60)
     asyncio.run(use())
     assert len(results) == 3
+
+
+# -- two kinds of clients ----------------------------------------------------------------------
+
+
+def test_an_sts_endpoint_without_a_client_endpoint_warns(counting_fetcher: CountingFetcher) -> None:
+    with pytest.warns(UserWarning, match="sts_client_kwargs sets endpoint_url") as caught:
+        RefreshableSession(
+            assume_role_kwargs={"RoleArn": "arn:aws:iam::123456789012:role/x"},
+            sts_client_kwargs={"endpoint_url": "http://127.0.0.1:1"},
+        )
+    assert caught[0].filename == __file__
+
+
+def test_matching_endpoints_do_not_warn(recwarn: pytest.WarningsRecorder) -> None:
+    RefreshableSession(
+        assume_role_kwargs={"RoleArn": "arn:aws:iam::123456789012:role/x"},
+        sts_client_kwargs={"endpoint_url": "http://127.0.0.1:1"},
+        default_client_kwargs={"endpoint_url": "http://127.0.0.1:1"},
+    )
+    assert not [w for w in recwarn if "endpoint_url" in str(w.message)]
+
+
+def test_a_profile_that_does_not_exist_fails_in_the_constructor(aws_env: Any) -> None:
+    with pytest.raises(ConfigurationError, match="profile_name 'nowhere' is not in the shared"):
+        RefreshableSession(profile_name="nowhere")

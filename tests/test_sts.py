@@ -22,6 +22,9 @@ from aiorefresh import (
 )
 from aiorefresh.testing import FrozenClock, MotoServer, STSStandIn, Succeed
 
+# These tests point only the private STS client at a local server on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:sts_client_kwargs sets endpoint_url:UserWarning")
+
 ROLE = "arn:aws:iam::123456789012:role/reader"
 ROLE_B = "arn:aws:iam::123456789012:role/writer"
 ROLE_C = "arn:aws:iam::123456789012:role/admin"
@@ -51,6 +54,7 @@ def moto_clock() -> FrozenClock:
 async def test_sts_method_is_inferred_from_assume_role_kwargs(
     aws_env: Any, moto_server: MotoServer, moto_clock: FrozenClock
 ) -> None:
+
     async with sts_session(moto_server.endpoint_url, moto_clock) as session:
         assert session.method == "sts"
         creds = await session.refreshable_credentials()
@@ -334,6 +338,49 @@ async def test_malformed_answer_is_non_recoverable(
     sts_standin.script("malformed")
     async with standin_session(sts_standin, frozen_clock) as session:
         with pytest.raises(NonRecoverableCredentialError, match="not a service document"):
+            await session.refreshable_credentials()
+
+
+async def test_an_html_page_answered_200_is_as_non_recoverable_as_broken_xml(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    from aiorefresh.testing import Malformed
+
+    sts_standin.script(Malformed(body="<html><body>captive portal</body></html>", status=200))
+    async with standin_session(sts_standin, frozen_clock) as session:
+        with pytest.raises(NonRecoverableCredentialError):
+            await session.refreshable_credentials()
+
+
+async def test_parameters_botocore_refuses_are_non_recoverable_and_not_echoed(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    session = standin_session(
+        sts_standin, frozen_clock, assume_role_kwargs={"RoleArn": ROLE, "ExternalId": "x"}
+    )
+    async with session:
+        with pytest.raises(NonRecoverableCredentialError, match="botocore refused") as info:
+            await session.refreshable_credentials()
+    assert "ParamValidationError" in str(info.value)
+    assert sts_standin.count() == 0
+
+
+async def test_a_hanging_mfa_prompt_is_bounded_by_refresh_timeout(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    async def never_answers() -> str:
+        await asyncio.Event().wait()
+        return "123456"
+
+    session = standin_session(
+        sts_standin,
+        frozen_clock,
+        assume_role_kwargs={"RoleArn": ROLE, "SerialNumber": MFA_DEVICE},
+        mfa_token_provider=never_answers,
+        refresh_timeout=0.2,
+    )
+    async with session:
+        with pytest.raises(CredentialRefreshError, match="timed out after 0.2 s"):
             await session.refreshable_credentials()
 
 

@@ -449,7 +449,9 @@ CLASSIFICATION: tuple[tuple[type[BaseException], type[CredentialRefreshError], s
 )
 """How a botocore failure of a credentials call is reported, first match wins. ``ClientError``
 answers go by ``NON_RECOVERABLE_CODES`` (an AccessDenied about MFA is a
-`NonRecoverableMFAError`); everything else is transient. Only the last row quotes botocore's
+`NonRecoverableMFAError`); any other exception raised inside botocore's response parsers
+(an HTML page answered with 200) is non-recoverable like ``ResponseParserError``; everything
+else is transient. Only the last row quotes botocore's
 message (connection errors): the others could quote a parameter value or an answer body."""
 
 
@@ -472,6 +474,10 @@ def classify(exc: BaseException, what: str) -> CredentialRefreshError:
         elif code in NON_RECOVERABLE_CODES:
             cls = NonRecoverableCredentialError
         err = cls(text, code=code, request_id=request_id)
+    elif _raised_by_parser(exc):  # e.g. a KeyError parsing an HTML page answered with 200
+        err = NonRecoverableCredentialError(
+            f"{what} failed: the answer is not a service document ({type(exc).__name__})"
+        )
     else:
         for exc_type, cls, meaning in CLASSIFICATION:
             if isinstance(exc, exc_type):
@@ -482,6 +488,16 @@ def classify(exc: BaseException, what: str) -> CredentialRefreshError:
             err = CredentialRefreshError(f"{what} failed: {type(exc).__name__}")
     err.__cause__ = exc
     return err
+
+
+def _raised_by_parser(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of botocore's response parsers (not a botocore error type)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") in ("botocore.parsers", "aiobotocore.parsers"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -347,6 +348,12 @@ class RefreshableSession(Aioboto3Calls):
             self._aiosession = _aiobotocore.new_session(
                 profile_name=profile_name, region_name=region_name
             )
+        if profile_name is not None and profile_name not in self._aiosession.available_profiles:
+            raise ConfigurationError(
+                f"profile_name {profile_name!r} is not in the shared config or credentials "
+                "files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
+            )
+        _warn_if_endpoints_differ(given.get("sts_client_kwargs"), pool_options)
         self._source: RefreshEngine | None = None
         if fetcher is None:
             context = BuildContext(
@@ -618,6 +625,21 @@ class RefreshableSession(Aioboto3Calls):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<RefreshableSession method={self.method!r} {state}>"
+
+
+def _warn_if_endpoints_differ(sts_kwargs: object, pool: PoolOptions) -> None:
+    """Credentials come from one STS endpoint and clients go to another: say so, once."""
+    if not isinstance(sts_kwargs, Mapping) or not sts_kwargs.get("endpoint_url"):
+        return
+    if (pool.default_client_kwargs or {}).get("endpoint_url"):
+        return
+    warnings.warn(
+        "sts_client_kwargs sets endpoint_url but default_client_kwargs does not: credentials "
+        "come from that endpoint while whoami(), client('sts') and the ExpiredToken retry "
+        "use AWS's; set default_client_kwargs={'endpoint_url': ...} too if that is not meant",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _with_region(kwargs: Mapping[str, Any] | None, region: str | None) -> dict[str, Any]:
