@@ -1,6 +1,7 @@
 """IoT X.509 refreshes over real mutual TLS: aiorefresh's fetcher against a fetch that builds
 its TLS context and HTTP session each time (what a per-refresh client, such as one new
-awscrt event-loop group per refresh, pays).
+awscrt event-loop group per refresh, pays), and what constructing the fetcher costs (the TLS
+context is built once, at validation).
 
 Run: ``python benchmarks/bench_iot.py [--json PATH] [--quick]``. Starts the IoT credentials
 stand-in on 127.0.0.1; prints a table and writes JSON (default ``results/iot.json``).
@@ -44,14 +45,19 @@ async def _time(op: Callable[[], Awaitable[Any]], n: int, rounds: int) -> float:
 
 async def run(n: int, rounds: int) -> dict[str, Any]:
     async with IoTCredentialsServer(role_alias="bench") as server:
-        config = validate_iot_options(
-            endpoint=server.endpoint,
-            role_alias="bench",
-            certificate=server.client_cert_pem,
-            private_key=server.client_key_pem,
-            ca=server.ca_pem,
-        )
+        options: dict[str, Any] = {
+            "endpoint": server.endpoint,
+            "role_alias": "bench",
+            "certificate": server.client_cert_pem,
+            "private_key": server.client_key_pem,
+            "ca": server.ca_pem,
+        }
+        config = validate_iot_options(**options)
         fetcher = IoTCredentialFetcher(config)
+
+        async def construct() -> None:
+            IoTCredentialFetcher(validate_iot_options(**options))
+
         url = f"{server.endpoint}/role-aliases/bench/credentials"
         folder = tempfile.mkdtemp()
         files = server.write_files(folder)
@@ -84,6 +90,9 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
                 ),
                 "new TLS context + HTTP session per fetch, ms": await _time(
                     per_refresh_client, n, rounds
+                ),
+                "validate options + build fetcher (one TLS context), ms": await _time(
+                    construct, max(1, n // 10), rounds
                 ),
                 "1000 callers on invalidated credentials, ms": await _time(
                     cold_start_1000_callers, max(1, n // 10), rounds
