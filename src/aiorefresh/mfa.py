@@ -2,8 +2,9 @@
 
 ``make_mfa_provider`` validates what the user passed, eagerly and without I/O, and returns an
 ``MFATokenProvider``: awaiting it yields exactly one 6-digit code, within the provider's own
-``timeout``. Commands run as async subprocesses (never through a shell) in their own process
-group, so whatever they start dies with them; sync callables run in a worker thread.
+``timeout``. Commands run as async subprocesses (never through a shell), on POSIX in a
+session of their own, so whatever they start dies with them; sync callables run in a worker
+thread.
 
 Codes never appear in logs, reprs or error messages. AWS refuses a code that was already used,
 so the provider remembers (as a salted digest) the last code it handed out and, when the same
@@ -313,7 +314,7 @@ async def _run_in_own_task(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 class _Command(_Source):
     """A command run as an async subprocess; only its stdout is read."""
 
-    timeout_note = " and was killed, with everything it started"
+    timeout_note = " and was killed" + (", with everything it started" if _POSIX else "")
 
     def __init__(
         self, argv: list[str], options: dict[str, Any], parameter: str, options_name: str
