@@ -1,12 +1,15 @@
-"""MFA token providers: every shape of provider, the output rule, failures, and code reuse."""
+"""MFA token providers: every shape of provider, the output rule, what a command leaves behind,
+time budgets, failures, code reuse, and codes never shown."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shlex
 import sys
 import threading
-import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +18,38 @@ import anyio
 import pytest
 
 from aiorefresh.errors import ConfigurationError, MFAError, ValidationError
-from aiorefresh.mfa import extract_token, make_mfa_provider, validate_token_code
+from aiorefresh.mfa import (
+    DEFAULT_COMMAND_TIMEOUT,
+    MFATokenProvider,
+    MFATokenProviderLike,
+    extract_token,
+    make_mfa_provider,
+    validate_token_code,
+)
 from aiorefresh.testing import FrozenClock
 
 PY = sys.executable
 CODE = "123456"
 
+posix_only = pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")
+
 
 def command(script: str) -> list[str]:
     """A command that runs ``script`` with this Python."""
     return [PY, "-c", script]
+
+
+def spawner(pid_file: Path, *, before: str = "", after: str = "", child_stdout: bool) -> list[str]:
+    """A command that runs ``before``, starts a child that sleeps 60 s (holding the command's
+    stdout if ``child_stdout``), writes the child's pid to ``pid_file``, then runs ``after``."""
+    stdout = "" if child_stdout else ", stdout=subprocess.DEVNULL"
+    return command(
+        "import subprocess, sys, time\n"
+        f"{before}\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']{stdout})\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        f"{after}\n"
+    )
 
 
 class FakeSleep:
@@ -52,6 +77,30 @@ async def read_when_written(path: Path) -> str:
             if text:
                 return text
             await anyio.sleep(0.02)
+
+
+def is_dead(pid: int) -> bool:
+    """No such process, or a zombie: dead, but not yet collected by the parent it was handed
+    to (a container's init may never collect it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return Path("/proc/self").exists()  # gone meanwhile; without /proc, cannot tell
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def dies(pid: int) -> bool:
+    """Whether ``pid`` dies within 10 s (polled: another process's death sends no event)."""
+    with anyio.move_on_after(10):
+        while True:
+            if is_dead(pid):
+                return True
+            await anyio.sleep(0.02)
+    return False
 
 
 # ------------------------------------------------------------------ kinds of provider
@@ -139,12 +188,10 @@ async def test_same_provider_object_is_returned_unchanged() -> None:
 
 
 async def test_command_that_times_out_is_killed() -> None:
-    provider = make_mfa_provider(command("import time; time.sleep(30)"), {"timeout": 0.5})
+    provider = make_mfa_provider(command("import time; time.sleep(60)"), {"timeout": 0.5})
 
-    started = time.monotonic()
-    with pytest.raises(MFAError, match=r"timed out after 0\.5 s"):
+    with pytest.raises(MFAError, match=r"timed out after 0\.5 s and was killed"):
         await provider()
-    assert time.monotonic() - started < 10
 
 
 async def test_command_exiting_non_zero_reports_the_status_not_the_output() -> None:
@@ -186,21 +233,27 @@ async def test_missing_working_directory_is_reported_as_such(tmp_path: Path) -> 
         await provider()
 
 
-async def test_event_loop_keeps_serving_tasks_while_a_command_runs() -> None:
-    provider = make_mfa_provider(command(f"import time; time.sleep(1); print('{CODE}')"))
-    ticks = 0
+async def test_event_loop_keeps_serving_tasks_while_a_command_runs(tmp_path: Path) -> None:
+    # The command prints only once another task on the loop has answered it mid-run: a
+    # provider that blocked the loop would never let that task run, and would time out.
+    started, go = tmp_path / "started", tmp_path / "go"
+    script = (
+        "import os, time\n"
+        f"open({str(started)!r}, 'w').write('1')\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        f"print('{CODE}')\n"
+    )
+    provider = make_mfa_provider(command(script))
+    answers: list[str] = []
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.05)
-            ticks += 1
+    async def ask() -> None:
+        answers.append(await provider())
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        assert await provider() == CODE
-        tg.cancel_scope.cancel()
-    assert ticks > 10
+        tg.start_soon(ask)
+        await read_when_written(started)
+        await anyio.Path(go).write_text("go")
+    assert answers == [CODE]
 
 
 async def test_cancelling_a_call_kills_the_command(tmp_path: Path) -> None:
@@ -221,19 +274,251 @@ async def test_cancelling_a_call_kills_the_command(tmp_path: Path) -> None:
 
 async def test_cancelled_sync_provider_does_not_keep_the_caller_waiting() -> None:
     release = threading.Event()
+    finished = threading.Event()
 
     def blocking() -> str:
         release.wait(10)
+        finished.set()
         return CODE
 
     provider = make_mfa_provider(blocking)
-    started = time.monotonic()
     try:
         with anyio.move_on_after(0.2):
             await provider()
-        assert time.monotonic() - started < 2
+        assert not finished.is_set()  # the caller left while the provider was still blocked
     finally:
         release.set()
+
+
+# ------------------------------------------------- what a command leaves behind (POSIX)
+
+
+@posix_only
+async def test_a_command_that_times_out_is_killed_with_the_processes_it_started(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "child"
+    provider = make_mfa_provider(
+        spawner(pid_file, after="time.sleep(60)", child_stdout=False), {"timeout": 3}
+    )
+
+    with pytest.raises(MFAError, match="timed out"):
+        await provider()
+    assert await dies(int(await read_when_written(pid_file)))
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["cancel scope", "task.cancel()"])
+async def test_cancelling_a_call_kills_the_processes_the_command_started(
+    tmp_path: Path, how: str
+) -> None:
+    pid_file = tmp_path / "child"
+    provider = make_mfa_provider(spawner(pid_file, after="time.sleep(60)", child_stdout=False))
+
+    if how == "cancel scope":
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(provider)
+            pid = int(await read_when_written(pid_file))
+            tg.cancel_scope.cancel()
+    else:
+        task = asyncio.ensure_future(provider())
+        pid = int(await read_when_written(pid_file))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await dies(pid)
+
+
+@posix_only
+async def test_a_command_that_prints_too_much_is_killed_with_the_processes_it_started(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "child"
+    flood = "sys.stdout.write('x' * 100_000); sys.stdout.flush(); time.sleep(60)"
+    provider = make_mfa_provider(spawner(pid_file, after=flood, child_stdout=False))
+
+    with pytest.raises(MFAError, match="more than 64 KiB"):
+        await provider()
+    assert await dies(int(await read_when_written(pid_file)))
+
+
+@posix_only
+async def test_concurrent_commands_each_kill_only_their_own_processes(tmp_path: Path) -> None:
+    # Command i is still running when command i-1 has exited and its group was killed: a kill
+    # that reached further would show as command i killed by a signal.
+    count = 8
+
+    def script(i: int) -> str:
+        wait = (
+            f"while not os.path.exists({str(tmp_path / f'returned-{i - 1}')!r}): time.sleep(0.01)"
+        )
+        return "import os, time\n" + (wait if i else "") + f"\nprint('{i:06d}')\n"
+
+    providers = [make_mfa_provider(command(script(i))) for i in range(count)]
+    answers: dict[int, str] = {}
+
+    async def ask(i: int) -> None:
+        answers[i] = await providers[i]()
+        await anyio.Path(tmp_path / f"returned-{i}").write_text("1")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(ask, i)
+    assert answers == {i: f"{i:06d}" for i in range(count)}
+
+
+# --------------------------------------------- background children holding stdout (POSIX)
+
+
+@posix_only
+@pytest.mark.parametrize("end", ["\n", ""], ids=["line", "no newline"])
+async def test_code_is_returned_once_the_command_exits_though_a_child_holds_stdout(
+    tmp_path: Path, end: str
+) -> None:
+    # Reading to EOF would wait 60 s for the child and time out after 30.
+    before = f"print('your code: {CODE}', end={end!r}, flush=True)"
+    provider = make_mfa_provider(spawner(tmp_path / "child", before=before, child_stdout=True))
+
+    assert await provider() == CODE
+
+
+@posix_only
+async def test_a_child_holding_stdout_is_killed_once_the_command_exits(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child"
+    before = f"print('{CODE}', flush=True)"
+    provider = make_mfa_provider(spawner(pid_file, before=before, child_stdout=True))
+
+    await provider()
+    assert await dies(int(await read_when_written(pid_file)))
+
+
+@posix_only
+async def test_two_codes_are_refused_though_a_child_holds_stdout(tmp_path: Path) -> None:
+    before = "print('prod 123456'); print('dev 654321', flush=True)"
+    provider = make_mfa_provider(spawner(tmp_path / "child", before=before, child_stdout=True))
+
+    with pytest.raises(MFAError, match="2 6-digit groups"):
+        await provider()
+
+
+@posix_only
+async def test_exit_status_is_reported_though_a_child_holds_stdout(tmp_path: Path) -> None:
+    after = "sys.exit(3)"
+    provider = make_mfa_provider(spawner(tmp_path / "child", after=after, child_stdout=True))
+
+    with pytest.raises(MFAError, match="exited with status 3"):
+        await provider()
+
+
+# ------------------------------------------------------------------------- time budget
+
+
+def test_a_command_provider_has_a_30_second_timeout_by_default() -> None:
+    provider = make_mfa_provider(command("print(1)"))
+
+    assert provider.timeout == DEFAULT_COMMAND_TIMEOUT == 30.0
+
+
+def test_a_command_provider_exposes_its_timeout_option() -> None:
+    assert make_mfa_provider(command("print(1)"), {"timeout": 5}).timeout == 5.0
+
+
+def test_the_timeout_keyword_sets_a_command_provider_timeout() -> None:
+    assert make_mfa_provider(command("print(1)"), timeout=5).timeout == 5.0
+
+
+def test_a_callable_provider_has_no_timeout_unless_given() -> None:
+    async def provider() -> str:
+        return CODE
+
+    assert make_mfa_provider(provider).timeout is None
+    assert make_mfa_provider(provider, timeout=2).timeout == 2.0
+
+
+def test_the_timeout_of_a_provider_is_read_only() -> None:
+    provider = make_mfa_provider(command("print(1)"))
+
+    with pytest.raises(AttributeError):
+        provider.timeout = 5  # type: ignore[misc]
+
+
+async def test_a_coroutine_provider_that_outlives_its_timeout_is_cancelled_and_an_error() -> None:
+    cancelled = anyio.Event()
+
+    async def provider() -> str:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+        return CODE
+
+    with pytest.raises(MFAError, match=r"coroutine function .*provider timed out after 0\.2 s"):
+        await make_mfa_provider(provider, timeout=0.2)()
+    with anyio.fail_after(5):
+        await cancelled.wait()
+
+
+async def test_a_sync_provider_that_outlives_its_timeout_is_an_error() -> None:
+    release = threading.Event()
+
+    def provider() -> str:
+        release.wait(10)
+        return CODE
+
+    try:
+        with pytest.raises(MFAError, match=r"timed out after 0\.2 s"):
+            await make_mfa_provider(provider, timeout=0.2)()
+    finally:
+        release.set()
+
+
+async def test_a_reused_code_waits_for_the_next_step_when_that_fits_in_the_timeout(
+    frozen_clock: FrozenClock,
+) -> None:
+    frozen_clock.advance(10)  # the next step starts in 20 s
+    answers = codes("111111", "111111", "222222")
+    sleep = FakeSleep(frozen_clock)
+
+    async def provider() -> str:
+        return next(answers)
+
+    get_token = make_mfa_provider(provider, timeout=60, clock=frozen_clock, sleep=sleep)
+
+    assert [await get_token(), await get_token()] == ["111111", "222222"]
+    assert sleep.calls == [pytest.approx(21.0)]
+
+
+async def test_a_reused_code_whose_next_step_is_past_the_timeout_is_an_error_without_waiting(
+    frozen_clock: FrozenClock,
+) -> None:
+    frozen_clock.advance(10)  # the next step starts in 20 s: after a 10 s budget
+    sleep = FakeSleep(frozen_clock)
+
+    async def provider() -> str:
+        return CODE
+
+    get_token = make_mfa_provider(provider, timeout=10, clock=frozen_clock, sleep=sleep)
+    await get_token()
+
+    with pytest.raises(MFAError, match="already used.*timeout of 10 s") as caught:
+        await get_token()
+    assert sleep.calls == []
+    assert CODE not in str(caught.value)
+
+
+async def test_a_command_with_a_reused_code_stays_inside_its_timeout(
+    frozen_clock: FrozenClock,
+) -> None:
+    frozen_clock.advance(1)  # the next step starts in 29 s: after a 20 s command budget
+    sleep = FakeSleep(frozen_clock)
+    get_token = make_mfa_provider(
+        command(f"print('{CODE}')"), {"timeout": 20}, clock=frozen_clock, sleep=sleep
+    )
+    await get_token()
+
+    with pytest.raises(MFAError, match="timeout of 20 s"):
+        await get_token()
+    assert sleep.calls == []
 
 
 # ----------------------------------------------------------------- callable failures
@@ -256,6 +541,73 @@ async def test_provider_returning_a_non_str_is_an_error_naming_the_type() -> Non
     with pytest.raises(MFAError, match="returned int; expected str") as caught:
         await make_mfa_provider(provider)()
     assert CODE not in str(caught.value)
+
+
+async def test_cancelled_error_raised_by_a_coroutine_provider_itself_is_an_mfa_error() -> None:
+    async def provider() -> str:
+        prompt: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        prompt.cancel()  # e.g. a UI library cancelled its own prompt
+        return await prompt
+
+    with pytest.raises(MFAError, match="raised CancelledError"):
+        await make_mfa_provider(provider)()
+
+
+async def test_cancelled_error_raised_by_a_sync_provider_is_an_mfa_error() -> None:
+    def provider() -> str:
+        raise asyncio.CancelledError
+
+    with pytest.raises(MFAError, match="raised CancelledError"):
+        await make_mfa_provider(provider)()
+
+
+async def test_the_caller_is_not_left_cancelled_by_a_provider_raising_cancelled_error() -> None:
+    async def provider() -> str:
+        raise asyncio.CancelledError
+
+    with pytest.raises(MFAError):
+        await make_mfa_provider(provider)()
+    await asyncio.sleep(0)  # would raise CancelledError if the caller's task were cancelled
+    assert await make_mfa_provider(command(f"print('{CODE}')"))() == CODE
+
+
+async def test_cancelling_the_caller_task_cancels_a_coroutine_provider_and_propagates() -> None:
+    entered, cancelled = anyio.Event(), anyio.Event()
+
+    async def provider() -> str:
+        entered.set()
+        try:
+            await anyio.sleep_forever()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return CODE
+
+    task = asyncio.ensure_future(make_mfa_provider(provider)())
+    await entered.wait()
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with anyio.fail_after(5):
+        await cancelled.wait()
+
+
+async def test_cancelling_a_cancel_scope_around_a_coroutine_provider_is_a_cancellation() -> None:
+    entered = anyio.Event()
+
+    async def provider() -> str:
+        entered.set()
+        await anyio.sleep_forever()
+        return CODE
+
+    get_token = make_mfa_provider(provider)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get_token)
+            await entered.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
 
 
 # -------------------------------------------------------------------------- code reuse
@@ -375,6 +727,33 @@ def test_unbalanced_quotes_in_a_command_string_are_a_configuration_error() -> No
         make_mfa_provider("ykman oath code 'aws")
 
 
+@pytest.mark.parametrize("timeout", [True, "30"])
+def test_timeout_keyword_of_the_wrong_type_is_a_validation_error(timeout: object) -> None:
+    with pytest.raises(ValidationError, match="timeout"):
+        make_mfa_provider(command("print(1)"), timeout=timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan")])
+def test_timeout_keyword_out_of_range_is_a_configuration_error(timeout: float) -> None:
+    async def provider() -> str:
+        return CODE
+
+    with pytest.raises(ConfigurationError, match="timeout"):
+        make_mfa_provider(provider, timeout=timeout)
+
+
+def test_a_command_timeout_given_twice_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="given twice"):
+        make_mfa_provider(command("print(1)"), {"timeout": 5}, timeout=5)
+
+
+def test_a_made_provider_cannot_be_given_new_options() -> None:
+    provider = make_mfa_provider(command("print(1)"))
+
+    with pytest.raises(ConfigurationError, match="already an MFATokenProvider"):
+        make_mfa_provider(provider, timeout=5)
+
+
 def test_kwargs_must_be_a_mapping_named_after_the_parameter() -> None:
     with pytest.raises(ValidationError, match="mfa_token_provider_kwargs"):
         make_mfa_provider(command("print(1)"), ["timeout"])  # type: ignore[arg-type]
@@ -401,7 +780,26 @@ def test_making_a_provider_runs_nothing() -> None:
     assert calls == []
 
 
-# -------------------------------------------------------------------------------- reprs
+# ------------------------------------------------------------------------------- types
+
+
+def test_make_mfa_provider_takes_an_mfa_token_provider_like() -> None:
+    hints = typing.get_type_hints(make_mfa_provider)
+
+    assert hints["provider"] == MFATokenProviderLike
+    assert hints["return"] is MFATokenProvider
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [command("print(1)"), "echo 123456", lambda: CODE],
+    ids=["argv", "string", "callable"],
+)
+def test_every_kind_of_provider_becomes_an_mfa_token_provider(provider: Any) -> None:
+    assert isinstance(make_mfa_provider(provider), MFATokenProvider)
+
+
+# ------------------------------------------------------------------ codes never shown
 
 
 def test_repr_shows_the_program_but_no_option_values() -> None:
@@ -413,6 +811,45 @@ def test_repr_shows_the_program_but_no_option_values() -> None:
     assert "ykman" in text
     assert "hunter2" not in text
     assert "YKMAN_PASSWORD" not in text
+
+
+async def test_repr_of_a_command_provider_never_shows_the_code_handed_out() -> None:
+    provider = make_mfa_provider(command(f"print('{CODE}')"))
+    await provider()
+
+    assert CODE not in repr(provider)
+
+
+async def test_timeout_message_never_shows_what_the_command_printed() -> None:
+    script = f"import time; print('{CODE}', flush=True); time.sleep(60)"
+    provider = make_mfa_provider(command(script), {"timeout": 0.5})
+
+    with pytest.raises(MFAError, match="timed out") as caught:
+        await provider()
+    assert CODE not in str(caught.value)
+
+
+async def test_too_much_output_message_never_shows_the_output() -> None:
+    provider = make_mfa_provider(command(f"print('{CODE} ' * 20_000)"))
+
+    with pytest.raises(MFAError, match="more than 64 KiB") as caught:
+        await provider()
+    assert CODE not in str(caught.value)
+
+
+async def test_nothing_logged_while_providing_shows_the_code(
+    caplog: pytest.LogCaptureFixture, frozen_clock: FrozenClock
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sleep = FakeSleep(frozen_clock)
+    ok = make_mfa_provider(command(f"print('{CODE}')"), clock=frozen_clock, sleep=sleep)
+    failing = make_mfa_provider(command(f"import sys; print('{CODE}'); sys.exit(3)"))
+
+    await ok()
+    for provider in (ok, failing):  # a reused code, then a failed command
+        with pytest.raises(MFAError):
+            await provider()
+    assert CODE not in caplog.text
 
 
 async def test_repr_never_shows_the_code_handed_out() -> None:

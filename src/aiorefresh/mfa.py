@@ -1,9 +1,10 @@
 """MFA token providers: a callable, a coroutine function or a command, as one awaitable.
 
 ``make_mfa_provider`` validates what the user passed, eagerly and without I/O, and returns an
-``MFATokenProvider``: a no-argument coroutine function that yields exactly one 6-digit code.
-Commands run as async subprocesses (never through a shell) so the event loop keeps serving
-other tasks while a user touches a YubiKey; sync callables run in a worker thread.
+``MFATokenProvider``: awaiting it yields exactly one 6-digit code, within the provider's own
+``timeout``. Commands run as async subprocesses (never through a shell), on POSIX in a
+session of their own, so whatever they start dies with them; sync callables run in a worker
+thread.
 
 Codes never appear in logs, reprs or error messages. AWS refuses a code that was already used,
 so the provider remembers (as a salted digest) the last code it handed out and, when the same
@@ -12,40 +13,44 @@ code comes back within a few TOTP steps, waits for the next 30-second step and a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
 import hmac
-import inspect
-import math
 import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 
+from ._util import call_user, check_seconds, is_async_callable, signature_accepts, utc_now
 from .errors import ConfigurationError, MFAError, ValidationError
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
     "MAX_REUSE_WAIT",
     "MFATokenProvider",
+    "MFATokenProviderLike",
     "extract_token",
     "make_mfa_provider",
     "validate_token_code",
 ]
 
-MFATokenProvider = Callable[[], Awaitable[str]]
-"""What the rest of the library calls: ``await provider()`` returns one 6-digit code."""
+MFATokenProviderLike: TypeAlias = (
+    Callable[..., Awaitable[str]] | Callable[..., str] | Sequence[str] | str
+)
+"""What users may pass as an MFA provider: a coroutine function (or an object with an async
+``__call__``, such as an ``MFATokenProvider``), a sync callable, a list or tuple of command
+arguments, or a command string."""
 
 DEFAULT_COMMAND_TIMEOUT = 30.0
-"""Seconds an MFA command may run before it is killed (option ``timeout``)."""
+"""Seconds a command provider may take before it is killed (option ``timeout``)."""
 
 _TOKEN_GROUP = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 _TOKEN_CODE = re.compile(r"[0-9]{6}")
@@ -58,7 +63,11 @@ _REFUSED_OPTIONS = {
     "preexec_fn": "it is not safe with threads and cannot run in an async subprocess",
 }
 _MAX_OUTPUT = 64 * 1024
-_KILL_WAIT = 5.0
+# POSIX: the command leads a new session, and its process group is killed when it ends. The
+# output pipe is our own, so what it printed before exiting can be taken without waiting for
+# an EOF that a background child holding the pipe would delay. Elsewhere only the command
+# itself is killed, and its output is read to EOF.
+_POSIX = os.name == "posix"
 
 # TOTP: a code lives for one 30-second step. A repeat within a few steps is the same code
 # (AWS rejects it as used); the wait for the next step gets a margin for clock skew and is
@@ -69,10 +78,6 @@ MAX_REUSE_WAIT = 35.0
 _REUSE_WINDOW = timedelta(seconds=90)
 
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def extract_token(output: str, *, source: str = "mfa_token_provider") -> str:
@@ -114,9 +119,10 @@ def validate_token_code(code: object, *, parameter: str = "TokenCode") -> str:
 
 
 def make_mfa_provider(
-    provider: Callable[..., str] | Callable[..., Awaitable[str]] | Sequence[str] | str,
+    provider: MFATokenProviderLike,
     kwargs: Mapping[str, Any] | None = None,
     *,
+    timeout: float | None = None,
     clock: Callable[[], datetime] | None = None,
     parameter: str = "mfa_token_provider",
     sleep: Sleep = anyio.sleep,
@@ -130,7 +136,15 @@ def make_mfa_provider(
       given to a shell): run as an async subprocess. ``kwargs`` are options: ``timeout``
       (seconds, default 30), ``env`` (replaces the environment, as in ``subprocess``) and
       ``cwd``. Standard input is ``/dev/null``; standard error is inherited (so prompts such
-      as "touch your key" reach the terminal) and never read.
+      as "touch your key" reach the terminal) and never read. On POSIX the command runs in a
+      new session, without a controlling terminal (it cannot read a PIN from the terminal;
+      use a callable for that), and everything it started is killed when it exits, times out
+      or is cancelled.
+
+    ``timeout`` (seconds) bounds one call of the provider, the wait for the next TOTP step
+    included, and is exposed as ``provider.timeout``; it is the one way to bound a callable
+    (whose ``kwargs`` are its own). None means the default: 30 s (or ``kwargs['timeout']``)
+    for a command, no limit for a callable. A provider made earlier is returned unchanged.
 
     Everything is checked here, before anything runs: wrong types raise ``ValidationError``,
     refused or unknown options ``ConfigurationError``; messages name ``parameter`` (and
@@ -139,19 +153,23 @@ def make_mfa_provider(
     """
     options_name = f"{parameter}_kwargs"
     options = _check_kwargs(kwargs, options_name)
-    clock = clock if clock is not None else _utc_now
+    budget = check_seconds("timeout", timeout, positive=True)
+    clock = clock if clock is not None else utc_now
     if not callable(clock):
         raise ValidationError("clock must be a callable returning an aware datetime")
     if not callable(sleep):
         raise ValidationError("sleep must be an async callable taking seconds")
 
-    if isinstance(provider, _MFAProvider) and not options:
+    if isinstance(provider, MFATokenProvider):
+        if options or budget is not None:
+            raise ConfigurationError(
+                f"{parameter} is already an MFATokenProvider; give its {options_name} and "
+                "timeout when you make it"
+            )
         return provider
     source: _Source
-    if isinstance(provider, str):
-        source = _command_from_string(provider, options, parameter, options_name)
-    elif isinstance(provider, (list, tuple)):
-        source = _command_from_sequence(provider, options, parameter, options_name)
+    if isinstance(provider, (str, list, tuple)):
+        source = _Command(_argv(provider, parameter), options, parameter, options_name)
     elif callable(provider):
         source = _callable_source(provider, options, parameter, options_name)
     else:
@@ -159,7 +177,18 @@ def make_mfa_provider(
             f"{parameter} must be a coroutine function, a callable, a list of command "
             f"arguments or a command string, got {type(provider).__name__}"
         )
-    return _MFAProvider(source, clock=clock, sleep=sleep, parameter=parameter)
+    if budget is not None and isinstance(source, _Command) and "timeout" in options:
+        raise ConfigurationError(
+            f"the timeout of {parameter} is given twice (timeout and {options_name}"
+            "['timeout']); give it once"
+        )
+    return MFATokenProvider(
+        source,
+        timeout=budget if budget is not None else source.default_timeout,
+        clock=clock,
+        sleep=sleep,
+        parameter=parameter,
+    )
 
 
 # --------------------------------------------------------------------------- validation
@@ -176,24 +205,18 @@ def _check_kwargs(kwargs: object, name: str) -> dict[str, Any]:
     return dict(kwargs)
 
 
-def _command_from_string(
-    command: str, options: dict[str, Any], parameter: str, options_name: str
-) -> _Command:
-    try:
-        argv = shlex.split(command, posix=os.name != "nt")
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{parameter} is a command string that shlex cannot split ({exc}); "
-            "pass a list of arguments instead"
-        ) from None
-    if not argv:
-        raise ValidationError(f"{parameter} is an empty command string; expected a command")
-    return _Command(argv, options, parameter, options_name)
-
-
-def _command_from_sequence(
-    command: Sequence[object], options: dict[str, Any], parameter: str, options_name: str
-) -> _Command:
+def _argv(command: str | Sequence[object], parameter: str) -> list[str]:
+    """The arguments of a command given as a string (split with ``shlex``) or a list/tuple."""
+    if isinstance(command, str):
+        try:
+            command = shlex.split(command, posix=os.name != "nt")
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{parameter} is a command string that shlex cannot split ({exc}); "
+                "pass a list of arguments instead"
+            ) from None
+        if not command:
+            raise ValidationError(f"{parameter} is an empty command string; expected a command")
     if not command:
         raise ValidationError(f"{parameter} is an empty list; expected the command's arguments")
     bad = sorted({type(arg).__name__ for arg in command if not isinstance(arg, str)})
@@ -204,28 +227,19 @@ def _command_from_sequence(
     argv = [str(arg) for arg in command]
     if not argv[0]:
         raise ValidationError(f"{parameter} command has an empty program name")
-    return _Command(argv, options, parameter, options_name)
+    return argv
 
 
 def _callable_source(
     function: Callable[..., Any], options: dict[str, Any], parameter: str, options_name: str
 ) -> _Callable:
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):  # builtins without a signature: checked when called
-        signature = None
-    if signature is not None:
-        try:
-            signature.bind(**options)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"{options_name} do not match the signature of {parameter} "
-                f"{_describe(function)}: {exc}"
-            ) from None
-    is_coroutine = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None)  # noqa: B004 - objects with an async __call__
-    )
-    return _Callable(function, options, parameter, is_coroutine=is_coroutine)
+    mismatch = signature_accepts(function, options)
+    if mismatch is not None:
+        raise ConfigurationError(
+            f"{options_name} do not match the signature of {parameter} "
+            f"{_describe(function)}: {mismatch}"
+        )
+    return _Callable(function, options, parameter)
 
 
 def _describe(function: object) -> str:
@@ -239,10 +253,12 @@ def _describe(function: object) -> str:
 class _Source:
     """One way of getting raw output (a str) that should hold one code."""
 
-    async def output(self) -> str:
-        raise NotImplementedError
+    default_timeout: float | None = None
+    label = ""
+    """What the source is, for messages and reprs: never an argument or an option value."""
+    timeout_note = ""
 
-    def describe(self) -> str:
+    async def output(self) -> str:
         raise NotImplementedError
 
 
@@ -250,43 +266,55 @@ class _Callable(_Source):
     """A coroutine function (awaited) or a sync callable (in a worker thread)."""
 
     def __init__(
-        self,
-        function: Callable[..., Any],
-        options: dict[str, Any],
-        parameter: str,
-        *,
-        is_coroutine: bool,
+        self, function: Callable[..., Any], options: dict[str, Any], parameter: str
     ) -> None:
         self._function = function
         self._options = options
         self._parameter = parameter
-        self._is_coroutine = is_coroutine
+        self._is_async = is_async_callable(function)
+        kind = "coroutine function" if self._is_async else "callable"
+        self.label = f"{kind} {_describe(function)}"
 
     async def output(self) -> str:
-        try:
-            if self._is_coroutine:
-                result = await self._function(**self._options)
-            else:
-                call = functools.partial(self._function, **self._options)
-                # A blocking provider (a prompt) must not keep a cancelled refresh waiting.
-                result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-                if inspect.isawaitable(result):
-                    result = await result
-        except MFAError:
-            raise
-        except Exception as exc:
-            raise MFAError(f"{self._parameter} raised {type(exc).__name__}") from exc
+        call = call_user(self._function, is_async=self._is_async, **self._options)
+        task = await _run_in_own_task(call)
+        if task.cancelled():
+            # Nothing cancelled this call (that would have raised above): the provider itself
+            # raised CancelledError, and that is a failed prompt, not a closed session.
+            raise MFAError(f"{self._parameter} raised CancelledError")
+        error = task.exception()
+        if error is not None:
+            if isinstance(error, MFAError) or not isinstance(error, Exception):
+                raise error
+            raise MFAError(f"{self._parameter} raised {type(error).__name__}") from error
+        result = task.result()
         if not isinstance(result, str):
             raise MFAError(f"{self._parameter} returned {type(result).__name__}; expected str")
         return result
 
-    def describe(self) -> str:
-        kind = "coroutine function" if self._is_coroutine else "callable"
-        return f"{kind} {_describe(self._function)}"
+
+async def _run_in_own_task(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Run ``coro`` in a task of its own and return it once done, whatever its outcome.
+
+    A CancelledError that ``coro`` raises by itself then shows as a cancelled task, while one
+    aimed at the caller still cancels the caller (on every Python, with no ``cancelling()``).
+    A cancelled caller cancels ``coro`` and does not wait for it: a stuck prompt must not
+    hold a refresh, just as a worker thread is abandoned.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.wait((task,))
+    except BaseException:
+        task.cancel()
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+    return task
 
 
 class _Command(_Source):
-    """A command run as an async subprocess, with a timeout; only its stdout is read."""
+    """A command run as an async subprocess; only its stdout is read."""
+
+    timeout_note = " and was killed" + (", with everything it started" if _POSIX else "")
 
     def __init__(
         self, argv: list[str], options: dict[str, Any], parameter: str, options_name: str
@@ -303,97 +331,137 @@ class _Command(_Source):
             )
         self._argv = argv
         self._parameter = parameter
-        self._timeout = _check_timeout(
-            options.get("timeout", DEFAULT_COMMAND_TIMEOUT), options_name
+        self.label = f"command {argv[0]!r}"
+        self.default_timeout = check_seconds(
+            f"{options_name}['timeout']",
+            options.get("timeout", DEFAULT_COMMAND_TIMEOUT),
+            allow_none=False,
+            positive=True,
         )
         self._env = _check_env(options.get("env"), options_name)
         self._cwd = _check_cwd(options.get("cwd"), options_name)
 
-    @property
-    def program(self) -> str:
-        return self._argv[0]
-
     async def output(self) -> str:
-        process = await self._start()
-        timed_out = False
-        async with process:
-            try:
-                with anyio.move_on_after(self._timeout) as scope:
-                    data = await self._read(process)
-                    status = await process.wait()
-                timed_out = scope.cancelled_caught
-            except BaseException:
-                _kill(process)
-                raise
-            if timed_out:
-                _kill(process)
-        if timed_out:
+        data, status = await (self._run_posix() if _POSIX else self._run_elsewhere())
+        where = f"{self._parameter} {self.label}"
+        if len(data) > _MAX_OUTPUT:
             raise MFAError(
-                f"{self._parameter} command {self.program!r} timed out after "
-                f"{self._timeout:g} s and was killed"
+                f"{where} printed more than {_MAX_OUTPUT // 1024} KiB; expected one 6-digit code"
             )
         if status != 0:
+            assert status is not None
             how = (
                 f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
             )
-            raise MFAError(f"{self._parameter} command {self.program!r} {how}")
+            raise MFAError(f"{where} {how}")
         return data.decode("utf-8", errors="replace")
 
-    async def _start(self) -> anyio.abc.Process:
+    async def _run_posix(self) -> tuple[bytes, int | None]:
+        read_fd, write_fd = os.pipe()
+        try:
+            os.set_blocking(read_fd, False)
+            try:
+                process = await self._start(write_fd)
+            finally:
+                os.close(write_fd)  # the command holds the only write end now
+            try:
+                return await _collect(process, read_fd)
+            finally:
+                await _end(process)
+        finally:
+            os.close(read_fd)
+
+    async def _run_elsewhere(self) -> tuple[bytes, int | None]:
+        process = await self._start(subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            data = bytearray()
+            async for chunk in process.stdout:
+                data += chunk
+                if len(data) > _MAX_OUTPUT:
+                    return bytes(data), None
+            return bytes(data), await process.wait()
+        finally:
+            await _end(process)
+
+    async def _start(self, stdout: int) -> anyio.abc.Process:
         try:
             return await anyio.open_process(
                 self._argv,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=stdout,
                 stderr=None,
                 cwd=self._cwd,
                 env=self._env,
+                start_new_session=_POSIX,
             )
         except FileNotFoundError as exc:
             if self._cwd is not None and exc.filename == self._cwd:
                 message = f"{self._parameter} working directory (cwd) does not exist"
             else:
-                message = f"{self._parameter} command {self.program!r} was not found"
+                message = f"{self._parameter} {self.label} was not found"
             raise MFAError(message) from exc
         except OSError as exc:
             raise MFAError(
-                f"{self._parameter} command {self.program!r} could not start ({type(exc).__name__})"
+                f"{self._parameter} {self.label} could not start ({type(exc).__name__})"
             ) from exc
 
-    async def _read(self, process: anyio.abc.Process) -> bytes:
-        assert process.stdout is not None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in process.stdout:
-            size += len(chunk)
-            if size > _MAX_OUTPUT:
-                raise MFAError(
-                    f"{self._parameter} command {self.program!r} printed more than "
-                    f"{_MAX_OUTPUT // 1024} KiB; expected one 6-digit code"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-    def describe(self) -> str:
-        return f"command {self.program!r}, timeout={self._timeout:g}"
+async def _collect(process: anyio.abc.Process, fd: int) -> tuple[bytes, int | None]:
+    """Read the pipe while the command runs; once it exits, take what is in the pipe and stop.
+
+    The status is None when the output grew past the limit before the command exited.
+    """
+    data = bytearray()
+    status: int | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(_read_to_eof, fd, data, group.cancel_scope)
+        status = await process.wait()
+        group.cancel_scope.cancel()
+    if status is not None:
+        _kill(process)  # a background child may still hold the pipe: it ends with the command
+        _take_available(fd, data)
+    return bytes(data), status
+
+
+async def _read_to_eof(fd: int, data: bytearray, scope: anyio.CancelScope) -> None:
+    while _take_available(fd, data):
+        await anyio.wait_readable(fd)
+    if len(data) > _MAX_OUTPUT:
+        scope.cancel()
+
+
+def _take_available(fd: int, data: bytearray) -> bool:
+    """Append what ``fd`` holds now, without blocking; False at EOF or past the limit."""
+    while len(data) <= _MAX_OUTPUT:
+        try:
+            chunk = os.read(fd, _MAX_OUTPUT + 1)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        data += chunk
+    return False
+
+
+async def _end(process: anyio.abc.Process) -> None:
+    """Kill what is left of the command and reap it, even when the caller is cancelled."""
+    with anyio.CancelScope(shield=True):
+        _kill(process)
+        await process.aclose()
 
 
 def _kill(process: anyio.abc.Process) -> None:
-    if process.returncode is None:
+    if _POSIX:
+        # The command leads its own process group (a new session), so this reaches the
+        # processes it started too, also after the command itself has exited.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    elif process.returncode is None:
         with contextlib.suppress(ProcessLookupError):  # exited meanwhile
             process.kill()
-
-
-def _check_timeout(value: object, options_name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(
-            f"{options_name}['timeout'] must be a number of seconds, got {type(value).__name__}"
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(
-            f"{options_name}['timeout'] must be a positive finite number of seconds"
-        )
-    return float(value)
 
 
 def _check_env(value: object, options_name: str) -> dict[str, str] | None:
@@ -425,40 +493,66 @@ def _check_cwd(value: object, options_name: str) -> str | os.PathLike[str] | Non
 # ----------------------------------------------------------------------------- provider
 
 
-class _MFAProvider:
-    """An ``MFATokenProvider``: one code per call, never the code it handed out last time."""
+class MFATokenProvider:
+    """Awaiting it returns one 6-digit code, never the code it handed out last time.
 
-    __slots__ = ("_clock", "_last_at", "_last_digest", "_parameter", "_salt", "_sleep", "_source")
+    Made by ``make_mfa_provider``. ``timeout`` (seconds, or None for no limit) bounds each
+    call: asking, waiting for the next TOTP step after a reused code, and asking again.
+    """
+
+    __slots__ = ("_clock", "_last", "_parameter", "_salt", "_sleep", "_source", "_timeout")
 
     def __init__(
         self,
         source: _Source,
         *,
+        timeout: float | None,
         clock: Callable[[], datetime],
         sleep: Sleep,
         parameter: str,
     ) -> None:
         self._source = source
+        self._timeout = timeout
         self._clock = clock
         self._sleep = sleep
         self._parameter = parameter
         # The last code is kept as a salted digest, so no raw code lingers in the object.
         self._salt = secrets.token_bytes(16)
-        self._last_digest: bytes | None = None
-        self._last_at: datetime | None = None
+        self._last: tuple[bytes, datetime] | None = None  # (digest, when handed out)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one call may take (None: no limit of its own)."""
+        return self._timeout
 
     async def __call__(self) -> str:
+        if self._timeout is None:
+            return await self._ask(deadline=float("inf"))
+        with anyio.move_on_after(self._timeout) as scope:
+            return await self._ask(deadline=scope.deadline)
+        raise MFAError(
+            f"{self._parameter} {self._source.label} timed out after {self._timeout:g} s"
+            f"{self._source.timeout_note}"
+        )
+
+    async def _ask(self, *, deadline: float) -> str:
         code = await self._fetch()
         if self._is_reused(code):
-            await self._sleep(self._until_next_step())
+            wait = self._until_next_step()
+            if anyio.current_time() + wait > deadline:
+                raise MFAError(
+                    f"{self._parameter} returned the code already used, and the next 30-second "
+                    f"step starts after its timeout of {self._timeout:g} s; AWS refuses a code "
+                    "twice"
+                )
+            await self._sleep(wait)
             code = await self._fetch()
             if self._is_reused(code):
                 raise MFAError(
                     f"{self._parameter} returned the code already used, again after the next "
                     "30-second step; AWS refuses a code twice"
                 )
-        self._last_digest = self._digest(code)
-        self._last_at = self._clock()
+        self._last = (self._digest(code), self._clock())
         return code
 
     async def _fetch(self) -> str:
@@ -468,15 +562,17 @@ class _MFAProvider:
         return hmac.digest(self._salt, code.encode("ascii"), "sha256")
 
     def _is_reused(self, code: str) -> bool:
-        if self._last_digest is None or self._last_at is None:
+        if self._last is None:
             return False
-        if self._clock() - self._last_at >= _REUSE_WINDOW:
+        digest, handed_out_at = self._last
+        if self._clock() - handed_out_at >= _REUSE_WINDOW:
             return False  # a repeat long after is a coincidence, not the same code
-        return hmac.compare_digest(self._digest(code), self._last_digest)
+        return hmac.compare_digest(self._digest(code), digest)
 
     def _until_next_step(self) -> float:
         into_step = self._clock().timestamp() % _TOTP_STEP
         return min(_TOTP_STEP - into_step + _STEP_MARGIN, MAX_REUSE_WAIT)
 
     def __repr__(self) -> str:
-        return f"<MFATokenProvider {self._parameter}: {self._source.describe()}>"
+        budget = "no timeout" if self._timeout is None else f"timeout={self._timeout:g}"
+        return f"<MFATokenProvider {self._parameter}: {self._source.label}, {budget}>"
