@@ -166,7 +166,11 @@ def _build_iot(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetch
     )
     discover = None
     if config.endpoint is None:
-        discover = functools.partial(iot.discover_credentials_endpoint, region_name=ctx.region_name)
+        discover = functools.partial(
+            iot.discover_credentials_endpoint,
+            region_name=ctx.region_name,
+            profile_name=ctx.profile_name,
+        )
     return iot.IoTCredentialFetcher(config, discover=discover)
 
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiobotocore.session import AioSession
@@ -34,6 +34,7 @@ from ._types import (
 from ._util import check_bool, check_optional_str
 from .errors import ConfigurationError, NonRecoverableMFAError, SessionClosedError, ValidationError
 from .fetchers.chain import ChainFetcher, StaticFetcher
+from .mfa import MFATokenProviderLike
 from .pool import ClientPool
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["RefreshableSession"]
 
 logger = logging.getLogger("aiorefresh")
-
-MFAProviderLike = Callable[..., str] | Callable[..., Awaitable[str]] | Sequence[str] | str
 
 
 class RefreshableSession(Aioboto3Calls):
@@ -103,7 +102,7 @@ class RefreshableSession(Aioboto3Calls):
         method: Literal["sts"] | None = None,
         assume_role_kwargs: AssumeRoleConfig | Mapping[str, Any],
         sts_client_kwargs: STSClientConfig | Mapping[str, Any] | None = None,
-        mfa_token_provider: MFAProviderLike | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None: ...
@@ -121,7 +120,7 @@ class RefreshableSession(Aioboto3Calls):
         method: Literal["session_token"],
         session_token_kwargs: Mapping[str, Any] | None = None,
         sts_client_kwargs: STSClientConfig | Mapping[str, Any] | None = None,
-        mfa_token_provider: MFAProviderLike | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None: ...
@@ -188,7 +187,7 @@ class RefreshableSession(Aioboto3Calls):
         session_token_kwargs: Mapping[str, Any] | None = None,
         web_identity_kwargs: Mapping[str, Any] | None = None,
         web_identity_token: str | os.PathLike[str] | Callable[[], Any] | None = None,
-        mfa_token_provider: MFAProviderLike | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         endpoint: str | None = None,
         role_alias: str | None = None,
@@ -503,7 +502,7 @@ class RefreshableSession(Aioboto3Calls):
         RoleArn: str,
         *,
         sts_client_kwargs: STSClientConfig | Mapping[str, Any] | None = None,
-        mfa_token_provider: MFAProviderLike | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         **assume_role_kwargs: Any,
     ) -> RefreshableSession:
