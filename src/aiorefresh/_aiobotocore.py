@@ -30,7 +30,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from ._loops import PerLoop
-from ._types import TemporaryCredentials
+from ._types import NEVER, TemporaryCredentials
 from ._util import short
 from .errors import (
     CredentialRefreshError,
@@ -101,12 +101,18 @@ class EngineCredentials(AioDeferredRefreshableCredentials):  # type: ignore[misc
     """aiobotocore refreshable credentials whose refresh decisions are aiorefresh's engine.
 
     aiobotocore's own windows (fixed 15/10 minutes), lock (bound to one event loop) and
-    refresh path are bypassed: every read goes through the engine's lock-free fast path.
+    refresh path are bypassed: every read goes through the engine's lock-free fast path, and
+    keeps ``_access_key``, ``_expiry_time`` and the rest current, as aiobotocore's reads do.
+    Keys that never expire (explicit static keys) also read synchronously
+    (``creds.access_key``), as aioboto3's static credentials do.
     """
 
     def __init__(self, engine: RefreshEngine, method: str) -> None:
         super().__init__(refresh_using=self._refuse, method=method, time_fetcher=engine.clock)
         self._engine = engine
+        current = engine.current
+        if current is not None:
+            self._adopt(current)
 
     @staticmethod
     def _refuse() -> None:  # pragma: no cover - never called: _refresh is replaced
@@ -119,19 +125,56 @@ class EngineCredentials(AioDeferredRefreshableCredentials):  # type: ignore[misc
 
     async def get_frozen_credentials(self) -> ReadOnlyCredentials:
         frozen: ReadOnlyCredentials = await self._engine.get_frozen()
+        if frozen is not self._frozen_credentials:
+            current = self._engine.current
+            if current is not None:
+                self._adopt(current, frozen)
         return frozen
 
     async def _refresh(self) -> None:
         creds = await self._engine.get()
+        if creds.access_key != self._access_key or creds.expiry_time != self._expiry_time:
+            self._adopt(creds)
+
+    def _adopt(self, creds: TemporaryCredentials, frozen: Any = None) -> None:
         self._access_key = creds.access_key
         self._secret_key = creds.secret_key
         self._token = creds.token
         self._account_id = creds.account_id
-        self._expiry_time = creds.expiry_time
-        self._frozen_credentials = freeze(creds)
+        self._expiry_time = None if creds.expiry_time == NEVER else creds.expiry_time
+        self._frozen_credentials = frozen if frozen is not None else freeze(creds)
 
     def refresh_needed(self, refresh_in: float | None = None) -> bool:
         return self._engine.needs_refresh(refresh_in)
+
+    def _seconds_remaining(self) -> float:
+        expiry = self._expiry_time
+        if expiry is None:
+            return float("inf")
+        return float((expiry - self._time_fetcher()).total_seconds())
+
+    def _static_value(self, name: str) -> Any:
+        current = self._engine.current
+        if current is not None and current.expiry_time == NEVER:
+            return getattr(current, name)
+        raise NotImplementedError(
+            f"refreshable credentials have no synchronous {name}: await "
+            f"get_{name}() or get_frozen_credentials() instead"
+        )
+
+    # botocore's setters write the fields; the getters work for keys that never expire.
+    access_key = property(
+        lambda self: self._static_value("access_key"),
+        lambda self, value: setattr(self, "_access_key", value),
+    )
+    secret_key = property(
+        lambda self: self._static_value("secret_key"),
+        lambda self, value: setattr(self, "_secret_key", value),
+    )
+    token = property(
+        lambda self: self._static_value("token"),
+        lambda self, value: setattr(self, "_token", value),
+    )
 
     def __repr__(self) -> str:
         return f"<EngineCredentials method={self.method!r}>"
@@ -294,11 +337,40 @@ class ClientOpener:
             return await self.aioboto3_session(required=True).resource(**kwargs).__aenter__()
         boto3_session = self.aioboto3_session(required=False)
         if boto3_session is not None:
-            return await boto3_session.client(**kwargs).__aenter__()
-        return await open_client(self._session, kwargs)
+            client = await boto3_session.client(**kwargs).__aenter__()
+        else:
+            client = await open_client(self._session, kwargs)
+        return _shared(client)
 
     async def close(self, kind: str, client: Any) -> None:
-        await client.__aexit__(None, None, None)
+        if kind == "resource":
+            await client.__aexit__(None, None, None)
+        else:
+            await client.close()
+
+
+def _shared(client: Any) -> Any:
+    """``client``, made safe to share: ``async with client:`` no longer closes it.
+
+    A pooled or pinned client belongs to the session, which closes it; a task entering it
+    must not close it for every other task (aiobotocore 2.x would, silently; 3.x fails an
+    assertion). Its class becomes a subclass whose ``__aenter__``/``__aexit__`` do nothing;
+    ``isinstance`` and every method are unchanged. The pool closes it with ``close()``.
+    """
+    cls = type(client)
+
+    async def aenter(self: Any) -> Any:
+        return self
+
+    async def aexit(self: Any, *exc_info: object) -> None:
+        return None
+
+    client.__class__ = type(
+        cls.__name__,
+        (cls,),
+        {"__aenter__": aenter, "__aexit__": aexit, "__module__": cls.__module__},
+    )
+    return client
 
 
 class PrivateClient:

@@ -283,6 +283,15 @@ class RefreshEngine:
         self._retry_at = _MIN
         return True
 
+    def seed(self, creds: TemporaryCredentials) -> None:
+        """Hold ``creds`` without fetching (keys known up front, such as explicit static keys)."""
+        outcome = self._accept(creds)
+        if outcome.snapshot is None:
+            assert outcome.error is not None
+            raise outcome.error
+        self._snap = outcome.snapshot
+        self._recent_keys.append(creds.access_key)
+
     def issued(self, access_key: str) -> bool:
         """Whether ``access_key`` belongs to one of the last few credential sets fetched."""
         return access_key in self._recent_keys

@@ -167,6 +167,15 @@ class Aioboto3Calls:
         """Services that have aioboto3 resources (needs the aioboto3 extra)."""
         return list(self._opener.aioboto3_session(required=True).get_available_resources())
 
+    def get_partition_for_region(self, region_name: str) -> str:
+        """The partition a region belongs to (``aws``, ``aws-cn``, ``aws-us-gov``, ...)."""
+        return str(self._aiosession.get_partition_for_region(region_name))
+
+    @property
+    def events(self) -> Any:
+        """The event emitter of the aiobotocore session (register handlers as with aioboto3)."""
+        return self._aiosession.get_component("event_emitter")
+
     @property
     def botocore_session(self) -> AioSession:
         """The aiobotocore session underneath, whose credentials are this session's."""

@@ -32,7 +32,13 @@ from ._types import (
     TemporaryCredentials,
 )
 from ._util import check_bool, check_optional_str
-from .errors import ConfigurationError, NonRecoverableMFAError, SessionClosedError, ValidationError
+from .errors import (
+    ConfigurationError,
+    NoCredentialsFound,
+    NonRecoverableMFAError,
+    SessionClosedError,
+    ValidationError,
+)
 from .fetchers.chain import ChainFetcher, StaticFetcher
 from .mfa import MFATokenProviderLike
 from .pool import ClientPool
@@ -368,6 +374,8 @@ class RefreshableSession(Aioboto3Calls):
             fetcher, name=f"{self.method} credentials", freeze=_aiobotocore.freeze
         )
         self._owned_engines.append(self._engine)
+        if isinstance(fetcher, StaticFetcher):
+            self._engine.seed(fetcher.credentials)
         self._credentials = _aiobotocore.EngineCredentials(
             self._engine, f"aiorefresh-{self.method}"
         )
@@ -438,7 +446,14 @@ class RefreshableSession(Aioboto3Calls):
 
         It is an aiobotocore ``AioDeferredRefreshableCredentials`` whose reads go through this
         session's engine: ``await creds.get_frozen_credentials()`` never returns expired keys.
+        For the default method it is ``None`` when the chain finds no credentials, as
+        aioboto3's is (the chain is asked once here, like aioboto3 asks it).
         """
+        if self.method == "default" and self._engine.current is None:
+            try:
+                await self._engine.get()
+            except NoCredentialsFound:
+                return None
         return self._credentials
 
     async def refresh(self, *, force: bool = True) -> TemporaryCredentials:

@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 _MASK = "****"
+NEVER = datetime.max.replace(tzinfo=timezone.utc)
+"""The expiry of keys that never expire."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ class TemporaryCredentials:
     """The secret access key: never logged or shown."""
     token: str | None = dataclasses.field(default=None, repr=False)
     """The session token of temporary keys (``None`` for long-term keys)."""
-    expiry_time: datetime = dataclasses.field(default=datetime.max.replace(tzinfo=timezone.utc))
+    expiry_time: datetime = dataclasses.field(default=NEVER)
     """When the keys stop working: an aware ``datetime`` (far future for static keys)."""
     account_id: str | None = None
     """The AWS account the keys belong to, when the source says."""

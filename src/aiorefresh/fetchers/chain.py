@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import anyio.to_thread
 from aiobotocore.session import AioSession
 
 from .. import _aiobotocore
-from .._types import TemporaryCredentials
+from .._types import NEVER, TemporaryCredentials
 from ..errors import NoCredentialsFound
 
 __all__ = ["ChainFetcher", "StaticFetcher"]
-
-_NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class ChainFetcher:
@@ -53,7 +50,7 @@ class ChainFetcher:
             access_key=frozen.access_key,
             secret_key=frozen.secret_key,
             token=frozen.token,
-            expiry_time=_aiobotocore.credentials_expiry(creds) or _NEVER,
+            expiry_time=_aiobotocore.credentials_expiry(creds) or NEVER,
             account_id=getattr(frozen, "account_id", None),
         )
 
@@ -70,12 +67,13 @@ class StaticFetcher:
         token: str | None = None,
         account_id: str | None = None,
     ) -> None:
-        self._credentials = TemporaryCredentials(
+        self.credentials = TemporaryCredentials(
             access_key=access_key, secret_key=secret_key, token=token, account_id=account_id
         )
+        """The keys, which never expire."""
 
     def __repr__(self) -> str:
-        return f"StaticFetcher({self._credentials.access_key!r})"
+        return f"StaticFetcher({self.credentials.access_key!r})"
 
     async def __call__(self) -> TemporaryCredentials:
-        return self._credentials
+        return self.credentials
