@@ -29,18 +29,19 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from ._loops import PerLoop
-from ._types import NEVER, TemporaryCredentials
-from ._util import short
-from .errors import (
+from .._loops import PerLoop
+from .._types import NEVER, TemporaryCredentials
+from .._util import short
+from ..errors import (
     CredentialRefreshError,
     NoCredentialsFound,
     NonRecoverableCredentialError,
     NonRecoverableMFAError,
 )
+from ._loaders import build_off_loop, emitter_copy, share_loaded_data, shared_loader
 
 if TYPE_CHECKING:
-    from ._engine import RefreshEngine
+    from .._engine import RefreshEngine
 
 __all__ = [
     "CLASSIFICATION",
@@ -52,6 +53,7 @@ __all__ = [
     "EngineCredentials",
     "ExpiredTokenRetry",
     "PrivateClient",
+    "build_off_loop",
     "classify",
     "credentials_expiry",
     "engine_session",
@@ -61,13 +63,15 @@ __all__ = [
     "pooled_config",
     "refuse_mfa_prompts",
     "session_credentials",
+    "shared_loader",
 ]
 
 logger = logging.getLogger("aiorefresh")
 
 PRIVATE_SURFACE: dict[str, tuple[str, ...]] = {
-    # AioSession.get_credentials() returns _credentials when it is set, else runs the chain.
-    "aiobotocore.session.AioSession": ("_credentials",),
+    # AioSession.get_credentials() returns _credentials when it is set, else runs the chain;
+    # new sessions share loaded data through lazy registrations in the component locators.
+    "aiobotocore.session.AioSession": ("_credentials", "_components", "_internal_components"),
     # The assume-role provider of the chain asks its _prompter (getpass by default) for MFA codes.
     "aiobotocore.credentials.AioAssumeRoleProvider": ("_prompter",),
     # The deferred credentials keep these fields; get_access_key() etc. read them after _refresh().
@@ -211,8 +215,15 @@ def refuse_mfa_prompts(session: AioSession, refuse: Callable[[str], str]) -> Non
 
 
 def new_session(*, profile_name: str | None = None, region_name: str | None = None) -> AioSession:
-    """A fresh aiobotocore session (no I/O until credentials or config are asked for)."""
-    session = AioSession(profile=profile_name)
+    """A fresh aiobotocore session (no I/O until credentials or config are asked for).
+
+    It shares the process's loaded models, endpoint data and built-in handlers (`_loaders`):
+    a session costs a few hundred microseconds and kilobytes, not milliseconds and megabytes.
+    """
+    session = AioSession(
+        profile=profile_name, event_hooks=emitter_copy(), include_builtin_handlers=False
+    )
+    share_loaded_data(session)
     if region_name is not None:
         session.set_config_variable("region", region_name)
     return session
@@ -293,13 +304,17 @@ def unsigned_config(config: Any) -> Any:
 
 
 async def open_client(session: AioSession, kwargs: Mapping[str, Any]) -> Any:
-    """A ready (entered) aiobotocore client for ``create_client(**kwargs)``."""
-    return await session.create_client(**kwargs).__aenter__()
+    """A ready (entered) aiobotocore client for ``create_client(**kwargs)``, built in a worker
+    thread (`build_off_loop`): a service's first client never stalls the event loop."""
+    return await build_off_loop(lambda: session.create_client(**kwargs).__aenter__(), close_client)
 
 
 async def close_client(client: Any) -> None:
     """Close a client made by `open_client` (its HTTP session included)."""
     await client.__aexit__(None, None, None)
+
+
+_exit = close_client  # resources close the same way
 
 
 class ClientOpener:
@@ -322,24 +337,28 @@ class ClientOpener:
             except ImportError:
                 if not required:
                     return None
-                from .errors import ConfigurationError
+                from ..errors import ConfigurationError
 
                 raise ConfigurationError(
                     "resource() needs aioboto3: pip install 'aiorefresh[aioboto3]'"
                 ) from None
             self._aioboto3 = aioboto3.Session(botocore_session=self._session)
+            # Each boto3 Session appends its models' folder to the (shared) loader: keep one.
+            paths = self._session.get_component("data_loader").search_paths
+            paths[:] = dict.fromkeys(paths)
         return self._aioboto3
 
     async def create(self, kind: str, kwargs: dict[str, Any]) -> Any:
+        """A ready client (or resource), built off the event loop (`build_off_loop`)."""
         kwargs = dict(kwargs)
         kwargs["config"] = pooled_config(kwargs.get("config"))
         if kind == "resource":
-            return await self.aioboto3_session(required=True).resource(**kwargs).__aenter__()
+            resources = self.aioboto3_session(required=True)
+            return await build_off_loop(lambda: resources.resource(**kwargs).__aenter__(), _exit)
         boto3_session = self.aioboto3_session(required=False)
-        if boto3_session is not None:
-            client = await boto3_session.client(**kwargs).__aenter__()
-        else:
-            client = await open_client(self._session, kwargs)
+        if boto3_session is None:
+            return _shared(await open_client(self._session, kwargs))
+        client = await build_off_loop(lambda: boto3_session.client(**kwargs).__aenter__(), _exit)
         return _shared(client)
 
     async def close(self, kind: str, client: Any) -> None:
