@@ -294,8 +294,9 @@ class ScriptedServer(Generic[R]):
                 loop.call_soon_threadsafe(_set_done, future)
 
     def __repr__(self) -> str:
-        where = self._base_url or ("closed" if self._closed else "not started")
-        return f"<{type(self).__name__} {where} requests={len(self.requests)}>"
+        where = self._base_url or "not started"
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} {where}{state} requests={len(self.requests)}>"
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
