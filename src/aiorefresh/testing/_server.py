@@ -147,7 +147,8 @@ class ScriptedServer(Generic[R]):
         """Serve on a private event loop in a daemon thread while the block runs.
 
         For sync code and for fixtures: the server answers whatever loop (or runner, or loop
-        scope) the caller's clients use. Leaving the block closes the server and the thread.
+        scope) the caller's clients use. Leaving the block closes the server and the thread;
+        entered from async code, starting and closing hold the caller's loop for a moment.
         """
         loop = asyncio.new_event_loop()
         thread = threading.Thread(
