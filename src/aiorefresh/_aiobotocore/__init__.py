@@ -88,6 +88,11 @@ PRIVATE_SURFACE: dict[str, tuple[str, ...]] = {
     "botocore.config.Config": ("_user_provided_options",),
 }
 
+try:  # the class itself, taken now: code (and tests) may later patch aioboto3.Session with ours
+    from aioboto3.session import Session as _AIOBOTO3_SESSION
+except ImportError:  # pragma: no cover - line B has no aioboto3
+    _AIOBOTO3_SESSION = None
+
 POOLED_MAX_CONNECTIONS = 50
 """Connections of a pooled client when its Config does not say: botocore's default of 10 would
 make 40 tasks sharing one client queue behind 10 sockets."""
@@ -332,17 +337,15 @@ class ClientOpener:
     def aioboto3_session(self, *, required: bool) -> Any:
         """The ``aioboto3.Session`` over our session; ``None`` (or an error) without aioboto3."""
         if self._aioboto3 is None:
-            try:
-                import aioboto3
-            except ImportError:
+            if _AIOBOTO3_SESSION is None:
                 if not required:
                     return None
                 from ..errors import ConfigurationError
 
                 raise ConfigurationError(
                     "resource() needs aioboto3: pip install 'aiorefresh[aioboto3]'"
-                ) from None
-            self._aioboto3 = aioboto3.Session(botocore_session=self._session)
+                )
+            self._aioboto3 = _AIOBOTO3_SESSION(botocore_session=self._session)
             # Each boto3 Session appends its models' folder to the (shared) loader: keep one.
             paths = self._session.get_component("data_loader").search_paths
             paths[:] = dict.fromkeys(paths)

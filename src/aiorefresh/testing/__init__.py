@@ -2,9 +2,11 @@
 
 Opt in with ``pytest_plugins = ["aiorefresh.testing"]`` in a ``conftest.py``. Fixtures:
 ``moto_server`` (moto's server on a free loopback port), ``aws_env`` (fake keys and region in
-the environment), ``frozen_clock`` (a clock you advance by hand) and ``counting_fetcher``
-(a custom fetcher that counts its calls). Real servers for faults moto cannot play are
-``STSStandIn`` and ``IoTCredentialsServer``.
+the environment, every other ``AWS_*`` variable removed), ``frozen_clock`` (a clock you advance
+by hand), ``counting_fetcher`` (a custom fetcher that counts its calls), ``sts_standin`` and
+``iot_server`` (the stand-ins, running). Real servers for faults moto cannot play are
+``STSStandIn`` and ``IoTCredentialsServer``, scripted with one vocabulary: ``Succeed``,
+``Fail``, ``Hang``, ``Malformed``, ``Delay``, ``Disconnect`` and ``Respond``.
 """
 
 from __future__ import annotations
@@ -17,27 +19,37 @@ from ._fixtures import (
     aws_env,
     counting_fetcher,
     frozen_clock,
+    iot_server,
     moto_server,
     sts_standin,
 )
-from ._iot import IoTCredentialsServer
-from ._sts import Delay, Fail, Hang, Malformed, STSStandIn, Succeed
+from ._iot import IoTCredentialsServer, IoTOutcome, IoTRequest
+from ._outcomes import Delay, Disconnect, Fail, Hang, Malformed, Outcome, Respond, Succeed
+from ._sts import OUTCOMES, RecordedRequest, STSStandIn
 
 __all__ = [
     "AWS_TEST_ENV",
+    "OUTCOMES",
     "CountingFetcher",
     "FrozenClock",
     "IoTCredentialsServer",
+    "IoTOutcome",
+    "IoTRequest",
     "MotoServer",
+    "RecordedRequest",
     "STSStandIn",
     "aws_env",
     "counting_fetcher",
     "frozen_clock",
+    "iot_server",
     "moto_server",
     "sts_standin",
+    "Outcome",
     "Succeed",
     "Fail",
     "Hang",
     "Malformed",
     "Delay",
+    "Disconnect",
+    "Respond",
 ]

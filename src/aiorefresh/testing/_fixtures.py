@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from .._types import TemporaryCredentials
+from ._iot import IoTCredentialsServer
+from ._moto import MotoServer
+from ._sts import STSStandIn
 
 __all__ = [
     "AWS_TEST_ENV",
@@ -21,6 +23,7 @@ __all__ = [
     "aws_env",
     "counting_fetcher",
     "frozen_clock",
+    "iot_server",
     "moto_server",
     "sts_standin",
 ]
@@ -36,14 +39,8 @@ AWS_TEST_ENV: Mapping[str, str] = {
 }
 """Fake keys and region, and no config files or instance metadata: nothing reaches AWS."""
 
-try:  # pytest-asyncio in strict mode needs its own decorator for async fixtures
-    import pytest_asyncio
-
-    _async_fixture: Any = pytest_asyncio.fixture
-except ImportError:  # pragma: no cover - auto-mode runners (anyio's plugin) take plain fixtures
-    _async_fixture = pytest.fixture
-
-_CLEARED = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+_REMOVED_PREFIX = "AWS_"
+"""``aws_env`` removes every variable with this prefix before setting `AWS_TEST_ENV`."""
 
 
 class FrozenClock:
@@ -113,41 +110,19 @@ class CountingFetcher:
         )
 
 
-class MotoServer:
-    """moto's threaded server on a free loopback port.
-
-    moto's in-process ``mock_aws`` does not work with aiobotocore; its server does.
-    """
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.endpoint_url = ""
-
-    def start(self) -> MotoServer:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        return self
-
-    def reset(self) -> None:
-        """Forget every resource moto holds (``POST /moto-api/reset``)."""
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Mapping[str, str]:
-    """Fake AWS keys and region in the environment, no config files; restored afterwards."""
-    for name in _CLEARED:
+    """Fake AWS keys and region, nothing else from ``AWS_*``; the environment comes back after.
+
+    Every ``AWS_*`` variable goes first, since any of them can reach a real account or
+    endpoint: ``AWS_PROFILE``, session tokens, ``AWS_ROLE_ARN`` and
+    ``AWS_WEB_IDENTITY_TOKEN_FILE``, ``AWS_CONTAINER_CREDENTIALS_*`` and
+    ``AWS_CONTAINER_AUTHORIZATION_TOKEN*``, ``AWS_ENDPOINT_URL`` and every
+    ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_CREDENTIAL_EXPIRATION``, ``AWS_ACCOUNT_ID``, the
+    instance metadata endpoint, FIPS/dual-stack switches. Then `AWS_TEST_ENV` is set: fake
+    keys, ``us-east-1``, no config or credentials files, no instance metadata.
+    """
+    for name in [name for name in os.environ if name.upper().startswith(_REMOVED_PREFIX)]:
         monkeypatch.delenv(name, raising=False)
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
@@ -170,12 +145,24 @@ def frozen_clock() -> FrozenClock:
     return FrozenClock()
 
 
-@_async_fixture  # type: ignore[untyped-decorator,unused-ignore]
-async def sts_standin(frozen_clock: FrozenClock) -> AsyncIterator[Any]:
-    """A running ``STSStandIn`` on ``frozen_clock``: script faults, count calls."""
-    from ._sts import STSStandIn
+@pytest.fixture
+def sts_standin(frozen_clock: FrozenClock) -> Iterator[STSStandIn]:
+    """A running ``STSStandIn`` on ``frozen_clock``: script faults, count calls.
 
-    async with STSStandIn(clock=frozen_clock) as server:
+    It serves from its own event loop in a thread, so it answers tests on any runner
+    (pytest-asyncio with any loop scope, anyio's plugin) and sync tests alike.
+    """
+    with STSStandIn(clock=frozen_clock).serve_in_thread() as server:
+        yield server
+
+
+@pytest.fixture
+def iot_server(frozen_clock: FrozenClock) -> Iterator[IoTCredentialsServer]:
+    """A running ``IoTCredentialsServer`` on ``frozen_clock`` (role alias ``aiorefresh-test``).
+
+    Served from its own event loop in a thread, like ``sts_standin``.
+    """
+    with IoTCredentialsServer(clock=frozen_clock).serve_in_thread() as server:
         yield server
 
 

@@ -10,7 +10,9 @@ answers) so real aiobotocore clients talk to it unchanged: point ``endpoint_url`
         ...  # a client with endpoint_url=sts.endpoint_url
         assert sts.count("AssumeRole") == 2
 
-The stand-in runs on the event loop that started it (aiohttp is asyncio-only).
+The stand-in runs on the event loop that started it (aiohttp is asyncio-only), or on its own
+loop in a thread with ``serve_in_thread()``. The outcomes are the shared vocabulary of
+`aiorefresh.testing._outcomes`.
 """
 
 from __future__ import annotations
@@ -20,28 +22,40 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from types import MappingProxyType, TracebackType
-from typing import TypeAlias
+from types import MappingProxyType
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
-import anyio
 from aiohttp import web
 
 from .._types import Identity, TemporaryCredentials
-from ..errors import ConfigurationError, ValidationError
+from ..errors import ConfigurationError
+from ._outcomes import (
+    STS_OUTCOMES,
+    Delay,
+    Disconnect,
+    Fail,
+    Hang,
+    Malformed,
+    Outcome,
+    Respond,
+    Succeed,
+)
+from ._server import ScriptedServer, raw_response
 
 __all__ = [
     "ACTIONS",
     "OUTCOMES",
     "Delay",
+    "Disconnect",
     "Fail",
     "Hang",
     "Malformed",
     "Outcome",
     "RecordedRequest",
+    "Respond",
     "STSStandIn",
     "Succeed",
 ]
@@ -51,7 +65,11 @@ ACTIONS = frozenset(
 )
 """The STS actions the stand-in answers."""
 
+OUTCOMES: Mapping[str, Outcome] = STS_OUTCOMES
+"""The string shortcuts ``script()`` accepts, and the outcome each one stands for."""
+
 _NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+_BROKEN_XML = f'<AssumeRoleResponse xmlns="{_NAMESPACE}"><AssumeRoleResult><Credentials><Acc'
 _UNSIGNED_ACTIONS = frozenset({"AssumeRoleWithWebIdentity"})
 _SECRET_PARAMS = frozenset({"TokenCode", "WebIdentityToken", "SAMLAssertion"})
 _MASK = "****"
@@ -65,97 +83,6 @@ _DURATIONS = {  # action: (min, default, max) seconds, as STS documents them
     "AssumeRoleWithWebIdentity": (900, 3600, 43200),
     "GetSessionToken": (900, 43200, 129600),
 }
-
-
-# ----------------------------------------------------------------------------- outcomes
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Succeed:
-    """Answer as STS does; ``lifetime`` (may be negative) overrides how long credentials live."""
-
-    lifetime: timedelta | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Fail:
-    """Answer with an STS error document: ``code`` and ``message`` under HTTP ``status``."""
-
-    code: str
-    message: str
-    status: int = 400
-    type: str = "Sender"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Hang:
-    """Never answer; when the stand-in closes, the request gets a 503 and the handler ends."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Malformed:
-    """Answer HTTP ``status`` with ``body``, which is not a valid STS document."""
-
-    body: str = f'<AssumeRoleResponse xmlns="{_NAMESPACE}"><AssumeRoleResult><Credentials><Acc'
-    status: int = 200
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delay:
-    """Wait ``seconds`` (wall time), then answer with ``then``."""
-
-    seconds: float
-    then: Succeed | Fail | Malformed | str = "ok"
-
-    def __post_init__(self) -> None:
-        if isinstance(_resolve(self.then), (Hang, Delay)):
-            raise ConfigurationError("Delay(then=...) must be a Succeed, Fail or Malformed")
-
-
-Outcome: TypeAlias = Succeed | Fail | Hang | Malformed | Delay
-"""How the stand-in answers one request."""
-
-OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
-    {
-        "ok": Succeed(),
-        "access_denied": Fail(
-            "AccessDenied", "User is not authorized to perform this operation", 403
-        ),
-        "bad_mfa": Fail(
-            "AccessDenied",
-            "MultiFactorAuthentication failed with invalid MFA one time pass code.",
-            403,
-        ),
-        "invalid_token": Fail(
-            "InvalidClientTokenId", "The security token included in the request is invalid.", 403
-        ),
-        "expired_token": Fail(
-            "ExpiredToken", "The security token included in the request is expired", 400
-        ),
-        "throttle": Fail("Throttling", "Rate exceeded", 400),
-        "server_error": Fail("InternalFailure", "An internal error occurred.", 500, "Receiver"),
-        "hang": Hang(),
-        "malformed": Malformed(),
-        "expired": Succeed(lifetime=timedelta(minutes=-5)),
-    }
-)
-"""The string shortcuts ``script()`` accepts, and the outcome each one stands for."""
-
-
-def _resolve(outcome: object) -> Outcome:
-    if isinstance(outcome, str):
-        try:
-            return OUTCOMES[outcome]
-        except KeyError:
-            raise ConfigurationError(
-                f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)} "
-                "or a Succeed/Fail/Hang/Malformed/Delay"
-            ) from None
-    if isinstance(outcome, (Succeed, Fail, Hang, Malformed, Delay)):
-        return outcome
-    raise ValidationError(
-        f"outcome must be a str or Succeed/Fail/Hang/Malformed/Delay, got {type(outcome).__name__}"
-    )
 
 
 # ------------------------------------------------------------------------------ records
@@ -207,7 +134,7 @@ class _Issued:
 # ----------------------------------------------------------------------------- stand-in
 
 
-class STSStandIn:
+class STSStandIn(ScriptedServer[RecordedRequest]):
     """A scripted STS on ``127.0.0.1`` for aiobotocore clients; ``async with`` starts and stops it.
 
     - ``script(*outcomes, action=None)`` queues how the next requests (of ``action``, or of
@@ -220,7 +147,13 @@ class STSStandIn:
       expire get ``ExpiredToken``; without their session token, ``InvalidClientTokenId``.
     - An MFA code used again within ``mfa_reuse_window`` is rejected like STS does (``None``
       turns that off).
+
+    ``with sts.serve_in_thread():`` serves from a private loop instead (the ``sts_standin``
+    fixture does), for any test runner and loop scope.
     """
+
+    OUTCOMES: ClassVar[Mapping[str, Outcome]] = OUTCOMES
+    ACTIONS: ClassVar[frozenset[str]] = ACTIONS
 
     def __init__(
         self,
@@ -238,23 +171,14 @@ class STSStandIn:
             raise ConfigurationError("lifetime must be a positive timedelta or None")
         if not isinstance(account_id, str) or _ACCOUNT_ID.fullmatch(account_id) is None:
             raise ConfigurationError("account_id must be a str of 12 digits")
+        super().__init__(host=host, port=port)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lifetime = lifetime
         self.account_id = account_id
         """The account of the fixed user; issued role credentials take the role ARN's account."""
-        self._host = host
-        self._port = port
         self._mfa_reuse_window = mfa_reuse_window
-        self._scripts: dict[str | None, deque[Outcome]] = {}
         self._issued: dict[str, _Issued] = {}
         self._used_codes: dict[tuple[str, str], datetime] = {}
-        self._runner: web.AppRunner | None = None
-        self._closing: anyio.Event | None = None
-        self._arrived: anyio.Event | None = None
-        self._endpoint_url: str | None = None
-        self._closed = False
-        self.requests: list[RecordedRequest] = []
-        """Every request received, in order."""
         self.issued: list[TemporaryCredentials] = []
         """Every set of credentials handed out, in order."""
         self.user = Identity(
@@ -264,91 +188,9 @@ class STSStandIn:
         )
         """The identity of keys the stand-in did not issue (the caller's long-term keys)."""
 
-    # -- lifecycle
-
-    async def start(self) -> None:
-        """Listen on ``host:port`` (a free port by default); ``endpoint_url`` is then set."""
-        if self._closed:
-            raise RuntimeError("STSStandIn was closed; create a new one")
-        if self._runner is not None:
-            return
-        self._closing = anyio.Event()
-        self._arrived = anyio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self._endpoint_url = f"http://{host}:{port}"
-
-    async def aclose(self) -> None:
-        """Answer hanging requests with a 503, stop listening and close every connection."""
-        self._closed = True
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        assert self._closing is not None
-        self._closing.set()
-        await runner.cleanup()
-
-    async def __aenter__(self) -> STSStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``create_client("sts", endpoint_url=...)``."""
-        if self._endpoint_url is None:
-            raise RuntimeError("STSStandIn is not started; use 'async with' or await start()")
-        return self._endpoint_url
-
-    # -- scripting and inspection
-
-    def script(self, *outcomes: Outcome | str, action: str | None = None) -> None:
-        """Queue how the next requests are answered: for ``action`` only, or any action.
-
-        A request takes from its action's queue first, then from the any-action queue; with
-        both empty it succeeds. Strings are shortcuts from ``OUTCOMES``.
-        """
-        if action is not None and action not in ACTIONS:
-            raise ConfigurationError(
-                f"action must be one of {', '.join(sorted(ACTIONS))} or None, got {action!r}"
-            )
-        resolved = [_resolve(outcome) for outcome in outcomes]
-        self._scripts.setdefault(action, deque()).extend(resolved)
-
     def reset(self) -> None:
         """Forget queued outcomes and recorded requests (issued keys stay valid)."""
-        self._scripts.clear()
-        self.requests.clear()
-
-    def count(self, action: str | None = None) -> int:
-        """How many requests arrived (of ``action``, or of any action)."""
-        if action is None:
-            return len(self.requests)
-        return sum(1 for request in self.requests if request.action == action)
-
-    async def wait_for(self, count: int, action: str | None = None) -> None:
-        """Wait until ``count`` requests (of ``action``) have arrived; bound it with a timeout."""
-        while self.count(action) < count:
-            if self._arrived is None:
-                raise RuntimeError("STSStandIn is not started")
-            await self._arrived.wait()
+        super().reset()
 
     def identity_of(self, access_key: str) -> Identity:
         """Who ``GetCallerIdentity`` says signs with ``access_key``."""
@@ -357,7 +199,13 @@ class STSStandIn:
 
     # -- HTTP
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    def _closed_answer(self) -> web.StreamResponse:
+        return _error_response(Fail("ServiceUnavailable", "The stand-in closed.", 503))
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         params: dict[str, str] = dict(request.query.items())
         if request.method == "POST":
             form = await request.post()
@@ -366,7 +214,7 @@ class STSStandIn:
         match = _CREDENTIAL.search(
             request.headers.get("Authorization", "") or request.query.get("X-Amz-Credential", "")
         )
-        outcome = self._next_outcome(action)
+        outcome = self._take(action)
         record = RecordedRequest(
             action=action,
             params=MappingProxyType(params),
@@ -376,35 +224,17 @@ class STSStandIn:
             outcome=outcome,
             received_at=self._clock(),
         )
-        self.requests.append(record)
-        self._notify()
-        return await self._answer(record, outcome)
+        self._record(record)
+        return await self._play(request, outcome, lambda played: self._answer(record, played))
 
-    def _next_outcome(self, action: str) -> Outcome:
-        for queue in (self._scripts.get(action), self._scripts.get(None)):
-            if queue:
-                return queue.popleft()
-        return Succeed()
-
-    def _notify(self) -> None:
-        assert self._arrived is not None
-        self._arrived.set()
-        self._arrived = anyio.Event()
-
-    async def _answer(self, record: RecordedRequest, outcome: Outcome) -> web.Response:
-        assert self._closing is not None
-        if isinstance(outcome, Delay):
-            with anyio.move_on_after(outcome.seconds):
-                await self._closing.wait()
-            outcome = _resolve(outcome.then)
-        if isinstance(outcome, Hang):
-            await self._closing.wait()
-        if self._closing.is_set():
-            return _error_response(Fail("ServiceUnavailable", "The stand-in closed.", 503))
+    def _answer(self, record: RecordedRequest, outcome: Outcome) -> web.StreamResponse:
         if isinstance(outcome, Fail):
             return _error_response(outcome)
         if isinstance(outcome, Malformed):
-            return _xml_response(outcome.body, status=outcome.status)
+            body = _BROKEN_XML if outcome.body is None else outcome.body
+            return _xml_response(body, status=outcome.status)
+        if isinstance(outcome, Respond):
+            return raw_response(outcome, **{"x-amzn-RequestId": str(uuid.uuid4())})
         assert isinstance(outcome, Succeed)
         try:
             return _xml_response(self._perform(record, outcome.lifetime))
@@ -573,8 +403,7 @@ class STSStandIn:
         return credentials
 
     def __repr__(self) -> str:
-        where = self._endpoint_url or "not started"
-        return f"<STSStandIn {where} requests={len(self.requests)} issued={len(self.issued)}>"
+        return f"{super().__repr__()[:-1]} issued={len(self.issued)}>"
 
 
 # --------------------------------------------------------------------------------- XML
@@ -615,10 +444,10 @@ def _document(action: str, result: str) -> str:
     )
 
 
-def _xml_response(body: str, *, status: int = 200) -> web.Response:
+def _xml_response(body: str | bytes, *, status: int = 200) -> web.Response:
     return web.Response(
         status=status,
-        text=body,
+        body=body.encode() if isinstance(body, str) else body,
         content_type="text/xml",
         headers={"x-amzn-RequestId": str(uuid.uuid4())},
     )
