@@ -15,6 +15,7 @@ on the first request, as aiobotocore's always does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import gzip
 import json
@@ -29,12 +30,20 @@ import anyio.to_thread
 from aiobotocore.hooks import AioHierarchicalEmitter
 from aiobotocore.session import AioSession
 from botocore.errorfactory import ClientExceptionsFactory
+from botocore.exceptions import UnknownServiceError
 from botocore.loaders import JSONFileLoader, Loader, create_loader
 from botocore.regions import EndpointResolver
 
 from .._loops import PerLoop
 
-__all__ = ["build_off_loop", "emitter_copy", "share_loaded_data", "shared_loader"]
+__all__ = [
+    "build_off_loop",
+    "emitter_copy",
+    "in_worker",
+    "share_loaded_data",
+    "shared_loader",
+    "warm_service",
+]
 
 T = TypeVar("T")
 
@@ -132,6 +141,35 @@ _building = threading.Lock()  # one build at a time: botocore sessions are not t
 _limiters: PerLoop[anyio.CapacityLimiter] = PerLoop(lambda loop: anyio.CapacityLimiter(1))
 
 
+async def in_worker(func: Callable[[], T]) -> T:
+    """``func()`` in a worker thread, one at a time process-wide (one waiting thread per event
+    loop at most, so anyio's shared thread pool stays free). A cancelled caller returns at once."""
+
+    def locked() -> T:
+        with _building:
+            return func()
+
+    async with _limiters.get():
+        return await anyio.to_thread.run_sync(locked, abandon_on_cancel=True)
+
+
+async def warm_service(session: AioSession, service: str) -> bool:
+    """Load ``service``'s model and the endpoint data in a worker thread, where they stay cached
+    for ``get_available_regions``; False if botocore has no such service."""
+
+    def load() -> bool:
+        try:
+            session.get_component("data_loader").load_service_model(
+                service, type_name="service-2", api_version=None
+            )
+        except UnknownServiceError:
+            return False
+        session.get_partition_for_region("us-east-1")  # builds the endpoint resolver
+        return True
+
+    return await in_worker(load)
+
+
 class _Handoff(Generic[T]):
     """The built value between the worker and its caller, who may have been cancelled."""
 
@@ -159,30 +197,28 @@ async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
 async def build_off_loop(
     make: Callable[[], Awaitable[T]], close: Callable[[T], Awaitable[None]]
 ) -> T:
-    """``await make()`` on a private event loop in a worker thread; the caller's loop keeps
-    running meanwhile. ``make`` must not touch the caller's loop (creating an aiobotocore
-    client does not: its HTTP session is made on the first request).
+    """``await make()`` on a private event loop in a worker thread (`in_worker`); the caller's
+    loop keeps running meanwhile. ``make`` must not touch the caller's loop (creating an
+    aiobotocore client does not: its HTTP session is made on the first request).
 
-    A cancelled caller returns at once; what the worker builds anyway is closed with
-    ``close``. Builds run one at a time (one waiting worker per event loop at most).
+    A cancelled caller returns at once; what the worker builds anyway is closed with ``close``.
     """
     handoff: _Handoff[T] = _Handoff()
 
     def work() -> None:
-        with _building:
-            if handoff.abandoned:
-                return
-            value = _run(make)
+        if handoff.abandoned:
+            return
+        value = _run(make)
         with handoff.lock:
             keep = not handoff.abandoned
             if keep:
                 handoff.value, handoff.ready = value, True
         if not keep:
-            _run(lambda: close(value))
+            with contextlib.suppress(Exception):
+                _run(lambda: close(value))
 
     try:
-        async with _limiters.get():
-            await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        await in_worker(work)
     except BaseException:
         with handoff.lock:
             handoff.abandoned = True
