@@ -426,10 +426,13 @@ async def test_breaking_out_of_iter_fan_out_early_cancels_the_rest(
 async def test_an_error_raised_in_the_iter_fan_out_block_comes_out_as_it_was(
     session: RefreshableSession,
 ) -> None:
-    with pytest.raises(KeyError, match="mine"):
+    async def raise_in_the_block() -> None:
         async with session.iter_fan_out("sqs", REGIONS[:4], list_queues) as results:
             async for _ in results:
                 raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await raise_in_the_block()
     assert session.pool.stats().leased == 0
 
 
@@ -442,12 +445,16 @@ async def test_iter_fan_out_without_return_exceptions_raises_the_first_failure(
         await asyncio.Event().wait()
 
     seen: list[str] = []
-    with pytest.raises(ExceptionGroup) as caught:
+
+    async def read_all() -> None:
         async with session.iter_fan_out(
             "sqs", REGIONS[:4], boom, return_exceptions=False
         ) as results:
             async for region, _ in results:
                 seen.append(region)
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await read_all()
     assert [type(e) for e in caught.value.exceptions] == [LookupError]
     assert seen == []
     assert session.pool.stats().leased == 0
