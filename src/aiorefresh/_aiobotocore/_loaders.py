@@ -56,13 +56,14 @@ _prototype: list[Any] = []  # the emitter every new session copies, built once
 
 
 class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]
-    """botocore's JSON model files, parsed into plain (ordered) dicts.
+    """botocore's JSON model files, parsed into plain (ordered) dicts, letting other threads run.
 
-    botocore parses with ``object_pairs_hook=OrderedDict``: about 8x slower for the largest
-    models (ec2: 35 ms against 4 ms), and every OrderedDict stays tracked by the garbage
-    collector, which makes each full collection of a process that loaded a few services longer.
-    Plain dicts keep the key order, compare and serialise the same, and botocore wraps what it
-    needs ordered (shape members) in OrderedDicts of its own.
+    botocore parses with ``object_pairs_hook=OrderedDict``: a C type called from C, so the
+    parser holds the GIL for a whole model (ec2's: 35 ms here, the event loop frozen even when
+    the parse runs in a worker thread), and every OrderedDict stays tracked by the garbage
+    collector. A Python hook lets the interpreter switch threads between objects; plain dicts
+    keep the key order, compare and serialise the same, and leaves the collector can untrack.
+    botocore wraps what it needs ordered (shape members) in OrderedDicts of its own.
     """
 
     def load_file(self, file_path: str) -> Any:
@@ -70,8 +71,12 @@ class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]
             path = file_path + suffix
             if os.path.isfile(path):
                 with opener(path, "rb") as stream:
-                    return json.loads(stream.read().decode("utf-8"))
+                    return json.loads(stream.read().decode("utf-8"), object_pairs_hook=_pairs)
         return None
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(pairs)
 
 
 def shared_loader(data_path: str | None) -> Loader:
