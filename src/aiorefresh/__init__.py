@@ -12,6 +12,7 @@ import contextlib
 
 from .__about__ import __version__
 from ._engine import RefreshEvent, RefreshStats
+from ._fleet import FleetStats, SessionFleet
 from ._options import EvictionPolicy
 from ._session import RefreshableSession
 from ._types import (
@@ -56,6 +57,7 @@ __all__ = [
     "CredentialRefreshError",
     "CustomFetcher",
     "EvictionPolicy",
+    "FleetStats",
     "Identity",
     "IoTConfig",
     "IoTCredentialError",
@@ -73,6 +75,7 @@ __all__ = [
     "RefreshableSession",
     "STSClientConfig",
     "SessionClosedError",
+    "SessionFleet",
     "SessionTokenFetcher",
     "StaticFetcher",
     "TemporaryCredentials",
