@@ -529,3 +529,30 @@ async def test_a_closed_session_refuses_to_fan_out(
     await session.aclose()
     with pytest.raises(SessionClosedError):
         await session.fan_out("sqs", ["us-east-1"], noop)
+
+
+# -- the example ------------------------------------------------------------------------------
+
+
+def test_the_fan_out_example_runs_against_its_embedded_moto_server() -> None:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "fanout.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "progress 5/5" in done.stdout
+    assert "us-east-1: 1 queue(s)" in done.stdout
+    assert "child sessions: 3, AssumeRole calls: 3" in done.stdout
