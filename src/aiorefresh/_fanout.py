@@ -67,7 +67,7 @@ CLIENT_KWARGS = frozenset(
 )
 """The ``create_client`` arguments a fan-out passes on (it sets the service and the region)."""
 
-_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")  # as botocore checks it
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def check_service(service: object) -> str:
 
 def check_regions(regions: object, name: str = "regions") -> list[str] | None:
     """The region names of ``regions`` (an iterable of str), or ``None`` for ``"all"``."""
-    if regions == "all":
+    if isinstance(regions, str) and regions == "all":
         return None
     if isinstance(regions, str):
         raise ValidationError(
