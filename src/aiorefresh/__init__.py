@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 
 from .__about__ import __version__
+from ._cache import JSONFileCache, MemoryCache
 from ._engine import RefreshEvent, RefreshStats
 from ._options import EvictionPolicy
 from ._session import RefreshableSession
 from ._types import (
     AssumeRoleConfig,
     Clock,
+    CredentialCache,
     CredentialFetcher,
     Identity,
     STSClientConfig,
@@ -52,6 +54,7 @@ __all__ = [
     "ClientPool",
     "Clock",
     "ConfigurationError",
+    "CredentialCache",
     "CredentialFetcher",
     "CredentialRefreshError",
     "CustomFetcher",
@@ -60,7 +63,9 @@ __all__ = [
     "IoTConfig",
     "IoTCredentialError",
     "IoTCredentialFetcher",
+    "JSONFileCache",
     "MFAError",
+    "MemoryCache",
     "NoCredentialsFound",
     "NonRecoverableCredentialError",
     "NonRecoverableIoTError",

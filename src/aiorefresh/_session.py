@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore
+from . import _aiobotocore, _profiles
+from ._cache import check_credential_cache
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
 from ._loops import LoopScope, PerLoop
@@ -297,11 +298,7 @@ class RefreshableSession(Aioboto3Calls):
             aws_account_id,
         )
         check_bool("botocore_session_owner", botocore_session_owner)
-        if credential_cache is not None:
-            raise ConfigurationError(
-                "credential_cache is not supported yet (it arrives with the AWS CLI cache); "
-                "pass None"
-            )
+        self._credential_cache = check_credential_cache(credential_cache)
         if http_backend not in (None, "aiohttp"):
             raise ConfigurationError(
                 f"http_backend must be None or 'aiohttp' in this release, got {http_backend!r}"
@@ -403,12 +400,46 @@ class RefreshableSession(Aioboto3Calls):
 
     # -- sources ---------------------------------------------------------------------------
 
-    def _source_fetcher(self) -> CredentialFetcher:
-        """The explicit keys, the adopted session's credentials, or the default chain."""
-        if self._source_keys is not None:
-            return StaticFetcher(*self._source_keys)
+    def _source_fetcher(
+        self,
+        *,
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+    ) -> CredentialFetcher:
+        """The explicit keys, the adopted session's credentials, a role profile's chain of
+        aiorefresh fetchers (its ``mfa_serial`` answered by ``mfa_token_provider``), or the
+        default chain."""
         adopted = self._adopted.original_credentials if self._adopted is not None else None
         profile, region = self._profile_name, self._explicit_region
+        role = None
+        if self._source_keys is None and adopted is None:
+            role = _profiles.load_role_profile(
+                self._aiosession, self.profile_name, explicit=profile is not None
+            )
+        if role is not None:
+
+            def engine(fetcher: CredentialFetcher, name: str) -> RefreshEngine:
+                made = self._refresh.engine(fetcher, name=name, notify=False)
+                self._owned_engines.append(made)
+                return made
+
+            return _profiles.build_role_fetcher(
+                role,
+                engine=engine,
+                new_session=lambda name: _aiobotocore.new_session(
+                    profile_name=name, region_name=region
+                ),
+                credential_cache=self._credential_cache,
+                clock=self._refresh.clock,
+                client_kwargs={"region_name": region} if region is not None else None,
+                profile_name=profile,
+                mfa_token_provider=mfa_token_provider,
+                mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+            )
+        if mfa_token_provider is not None or mfa_token_provider_kwargs is not None:
+            raise _profiles.unused_mfa_provider(self.profile_name)
+        if self._source_keys is not None:
+            return StaticFetcher(*self._source_keys)
 
         def chain_session() -> AioSession:
             session = _aiobotocore.new_session(profile_name=profile, region_name=region)

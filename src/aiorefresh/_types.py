@@ -12,6 +12,7 @@ from .errors import CredentialRefreshError
 __all__ = [
     "AssumeRoleConfig",
     "Clock",
+    "CredentialCache",
     "CredentialFetcher",
     "Identity",
     "STSClientConfig",
@@ -181,6 +182,29 @@ class CredentialFetcher(Protocol):
     """
 
     async def __call__(self) -> TemporaryCredentials: ...
+
+
+@runtime_checkable
+class CredentialCache(Protocol):
+    """Where assumed-role credentials are kept between refreshes, sessions and processes.
+
+    Values are JSON-compatible mappings in the AWS CLI's layout (``{"Credentials":
+    {"AccessKeyId": ..., "SecretAccessKey": ..., "SessionToken": ..., "Expiration": ...}}``);
+    keys are the AWS CLI's (a SHA-1 of the AssumeRole parameters). `MemoryCache` and
+    `JSONFileCache` implement it; a shared store (Redis, a database) can too.
+    """
+
+    async def get(self, key: str) -> Mapping[str, Any] | None:
+        """The entry stored under ``key``, or ``None`` (missing or unreadable)."""
+        ...
+
+    async def set(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (nothing happens if it is missing)."""
+        ...
 
 
 class _PolicyDescriptor(TypedDict):
