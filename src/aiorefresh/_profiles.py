@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from . import _aiobotocore
-from ._types import Clock, CredentialCache, CredentialFetcher, TemporaryCredentials, parse_expiry
+from ._types import CredentialCache, CredentialFetcher, TemporaryCredentials, parse_expiry
 from .errors import ConfigurationError, NoCredentialsFound
 from .fetchers._sts_options import _ROLE_ARN, _SESSION_NAME
 from .fetchers.chain import ChainFetcher, StaticFetcher
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession
 
     from ._engine import RefreshEngine
+    from ._options import RefreshOptions
 
 __all__ = [
     "CREDENTIAL_SOURCES",
@@ -285,26 +286,35 @@ def unused_mfa_provider(profile: str) -> ConfigurationError:
 def build_role_fetcher(
     profile: RoleProfile,
     *,
-    engine: Callable[[CredentialFetcher, str], RefreshEngine],
-    new_session: Callable[[str], AioSession],
+    refresh: RefreshOptions,
+    owned_engines: list[RefreshEngine],
     credential_cache: CredentialCache | None,
-    clock: Clock,
-    client_kwargs: Mapping[str, Any] | None = None,
+    region_name: str | None = None,
     profile_name: str | None = None,
     mfa_token_provider: Any = None,
     mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
 ) -> AssumeRoleFetcher:
     """The fetcher of ``profile``'s own role, over engines for its base and inner roles.
 
-    ``engine(fetcher, name)`` makes (and owns) a refresh engine with the session's options;
-    ``new_session(profile)`` makes an aiobotocore session for a base that needs one. Every
-    role with ``mfa_serial`` asks ``mfa_token_provider``; without one, only a valid cached
-    entry serves it, otherwise `MFAError` is raised: nothing ever prompts.
+    The engines get the session's ``refresh`` options (its clock included) and are appended
+    to ``owned_engines``, which the session closes. Every role with ``mfa_serial`` asks
+    ``mfa_token_provider``; without one, only a valid cached entry serves it, otherwise
+    `MFAError` is raised: nothing ever prompts. ``profile_name`` configures the private STS
+    clients (endpoint, region), as the session's own clients.
     """
     if mfa_token_provider_kwargs is not None and mfa_token_provider is None:
         raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
     if mfa_token_provider is not None and not profile.needs_mfa:
         raise unused_mfa_provider(profile.name)
+
+    def engine(fetcher: CredentialFetcher, name: str) -> RefreshEngine:
+        made = refresh.engine(fetcher, name=name, notify=False)
+        owned_engines.append(made)
+        return made
+
+    def new_session(name: str) -> AioSession:
+        return _aiobotocore.new_session(profile_name=name, region_name=region_name)
+
     source = engine(
         _base_fetcher(profile.base, new_session), f"profile {profile.base.profile!r} source"
     )
@@ -316,10 +326,10 @@ def build_role_fetcher(
         fetcher = AssumeRoleFetcher(
             link.params,
             source=source,
-            client_kwargs=client_kwargs,
+            client_kwargs=None if region_name is None else {"region_name": region_name},
             mfa_token_provider=mfa_token_provider if needs_code else None,
             mfa_token_provider_kwargs=mfa_token_provider_kwargs if needs_code else None,
-            clock=clock,
+            clock=refresh.clock,
             profile_name=profile_name,
             credential_cache=credential_cache,
             mfa_required_message=_mfa_required(profile.name, link) if needs_code else None,

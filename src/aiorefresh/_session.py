@@ -417,21 +417,12 @@ class RefreshableSession(Aioboto3Calls):
                 self._aiosession, self.profile_name, explicit=profile is not None
             )
         if role is not None:
-
-            def engine(fetcher: CredentialFetcher, name: str) -> RefreshEngine:
-                made = self._refresh.engine(fetcher, name=name, notify=False)
-                self._owned_engines.append(made)
-                return made
-
             return _profiles.build_role_fetcher(
                 role,
-                engine=engine,
-                new_session=lambda name: _aiobotocore.new_session(
-                    profile_name=name, region_name=region
-                ),
+                refresh=self._refresh,
+                owned_engines=self._owned_engines,
                 credential_cache=self._credential_cache,
-                clock=self._refresh.clock,
-                client_kwargs={"region_name": region} if region is not None else None,
+                region_name=region,
                 profile_name=profile,
                 mfa_token_provider=mfa_token_provider,
                 mfa_token_provider_kwargs=mfa_token_provider_kwargs,
