@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from aiorefresh import (
     ChainFetcher,
@@ -177,6 +179,27 @@ async def test_mfa_serial_without_a_provider_uses_a_valid_cached_entry(
     assert codes.calls == 1
 
 
+async def test_a_second_process_is_not_asked_for_a_code_while_the_cached_entry_is_valid(
+    shared_config: SharedConfig, moto_server: MotoServer, moto_clock: FrozenClock, tmp_path: Path
+) -> None:
+    shared_config.write(one_role(moto_server.endpoint_url, mfa_serial=MFA_DEVICE))
+    first_codes, second_codes = Codes(), Codes()
+    sessions = [
+        RefreshableSession(
+            profile_name="crossaccount",
+            mfa_token_provider=codes,
+            credential_cache=JSONFileCache(tmp_path / "cache"),
+            clock=moto_clock,
+        )
+        for codes in (first_codes, second_codes)
+    ]
+    async with sessions[0] as first_process, sessions[1] as second_process:
+        prompted = await first_process.refreshable_credentials()
+        reused = await second_process.refreshable_credentials()
+    assert reused == prompted
+    assert (first_codes.calls, second_codes.calls) == (1, 0)
+
+
 async def test_mfa_serial_without_a_provider_or_cached_entry_raises_mfa_error_never_prompting(
     shared_config: SharedConfig, moto_server: MotoServer, moto_clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -222,6 +245,16 @@ async def test_refresh_and_invalidate_each_make_a_new_assume_role(
     assert session.refresh_stats().refreshes == 4
 
 
+async def test_many_callers_of_a_chain_of_two_make_one_assume_role_per_role(
+    shared_config: SharedConfig, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    shared_config.write(chain_of_two(sts_standin.endpoint_url))
+    async with RefreshableSession(profile_name="second", clock=frozen_clock) as session:
+        results = await asyncio.gather(*(session.refreshable_credentials() for _ in range(500)))
+    assert {creds.access_key for creds in results} == {sts_standin.issued[1].access_key}
+    assert [r.params["RoleArn"] for r in sts_standin.requests] == [FIRST, SECOND]
+
+
 async def test_each_role_of_a_chain_is_assumed_with_the_previous_links_keys(
     shared_config: SharedConfig, sts_standin: STSStandIn, frozen_clock: FrozenClock
 ) -> None:
@@ -251,6 +284,85 @@ async def test_credential_source_environment_signs_with_the_environment_keys(
     async with RefreshableSession(profile_name="crossaccount", clock=frozen_clock) as session:
         await session.refreshable_credentials()
     assert sts_standin.requests[0].access_key == "AKIAFROMTHEENVIRONMENT"
+
+
+class ContainerEndpoint:
+    """The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI) on loopback."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self.clock = clock
+        self.calls = 0
+        self.url = ""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        expiry = self.clock() + timedelta(hours=1)
+        return web.json_response(
+            {
+                "AccessKeyId": f"ASIACONTAINER{self.calls:07d}",
+                "SecretAccessKey": "container-secret",
+                "Token": "container-token",
+                "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+
+
+@pytest.fixture
+async def container(
+    frozen_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, shared_config: SharedConfig
+) -> AsyncIterator[ContainerEndpoint]:
+    endpoint = ContainerEndpoint(frozen_clock)
+    app = web.Application()
+    app.router.add_get("/credentials", endpoint.answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    endpoint.url = f"http://{host}:{port}/credentials"
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url)
+    try:
+        yield endpoint
+    finally:
+        await runner.cleanup()
+
+
+async def test_credential_source_ecs_container_signs_with_the_containers_keys(
+    shared_config: SharedConfig,
+    sts_standin: STSStandIn,
+    frozen_clock: FrozenClock,
+    container: ContainerEndpoint,
+) -> None:
+    shared_config.write(
+        one_role(sts_standin.endpoint_url, source_profile=None, credential_source="EcsContainer")
+    )
+    async with RefreshableSession(profile_name="crossaccount", clock=frozen_clock) as session:
+        await session.refreshable_credentials()
+    assert sts_standin.requests[0].access_key == "ASIACONTAINER0000001"
+
+
+async def test_the_container_is_asked_again_once_its_keys_near_expiry(
+    shared_config: SharedConfig,
+    sts_standin: STSStandIn,
+    frozen_clock: FrozenClock,
+    container: ContainerEndpoint,
+) -> None:
+    shared_config.write(
+        one_role(
+            sts_standin.endpoint_url,
+            source_profile=None,
+            credential_source="EcsContainer",
+            duration_seconds="900",
+        )
+    )
+    async with RefreshableSession(profile_name="crossaccount", clock=frozen_clock) as session:
+        await session.refreshable_credentials()
+        await session.refresh()
+        assert container.calls == 1
+        frozen_clock.advance(minutes=59, seconds=30)
+        await session.refresh()
+    assert container.calls == 2
+    assert sts_standin.requests[-1].access_key == "ASIACONTAINER0000002"
 
 
 async def test_the_session_clock_drives_a_role_profiles_refresh(
