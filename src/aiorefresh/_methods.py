@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._types import Clock, CredentialFetcher
+from ._types import Clock, CredentialCache, CredentialFetcher
 from .errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class BuildContext:
     AssumeRole fetchers (which use the MFA provider given here), or the default chain."""
     source: Callable[[], RefreshEngine]
     """An engine over `source_fetcher` (made on first call): what STS methods sign with."""
+    credential_cache: CredentialCache | None = None
+    """The session's credential cache, for AssumeRole fetchers (``None``: none)."""
 
 
 Builder = Callable[[BuildContext, Mapping[str, Any]], CredentialFetcher]
