@@ -149,6 +149,7 @@ def _build_sts(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetch
         mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
         clock=ctx.clock,
         profile_name=ctx.profile_name,
+        credential_cache=ctx.credential_cache,
     )
 
 

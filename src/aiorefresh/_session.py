@@ -81,6 +81,8 @@ class RefreshableSession(Aioboto3Calls):
         aws_account_id: str | None = None,
         *,
         method: Literal["default"] | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None: ...
     @overload
@@ -364,6 +366,7 @@ class RefreshableSession(Aioboto3Calls):
                 clock=refresh.clock,
                 source_fetcher=self._source_fetcher,
                 source=self._source_engine,
+                credential_cache=self._credential_cache,
             )
             fetcher = METHODS[self.method].build(context, given)
         self._fetcher = fetcher
@@ -453,8 +456,8 @@ class RefreshableSession(Aioboto3Calls):
     def _refuse_prompt(self, prompt: str) -> str:
         raise NonRecoverableMFAError(
             f"profile {self.profile_name!r} asks for an MFA code ({prompt.strip().rstrip(':')}); "
-            "aiorefresh never blocks the event loop on a prompt: use method='sts' with "
-            "assume_role_kwargs (RoleArn, SerialNumber) and mfa_token_provider instead"
+            "aiorefresh never blocks the event loop on a prompt: pass mfa_token_provider= "
+            "(a command or coroutine that returns the code)"
         )
 
     # -- credentials -----------------------------------------------------------------------
@@ -565,6 +568,7 @@ class RefreshableSession(Aioboto3Calls):
             mfa_token_provider_kwargs=mfa_token_provider_kwargs,
             clock=self._refresh.clock,
             profile_name=self._profile_name,
+            credential_cache=self._credential_cache,
         )
         cap_chained_duration(fetcher.params)
         child = RefreshableSession._child(self, fetcher)
