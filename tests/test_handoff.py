@@ -296,6 +296,21 @@ async def test_nested_awscli_blocks_warn_that_the_environment_is_process_global(
     assert aws_variables() == profile_env
 
 
+async def test_leaving_a_nested_block_restores_what_the_outer_block_had(
+    profile_env: dict[str, str], frozen_clock: FrozenClock
+) -> None:
+    first = custom(CountingFetcher(frozen_clock))
+    second = custom(CountingFetcher(frozen_clock), region_name="us-west-2")
+    async with first, second, first.awscli():
+        os.environ["AWS_REGION"] = "set-by-the-outer-block"
+        with pytest.warns(RuntimeWarning):
+            async with second.awscli():
+                pass
+        assert os.environ["AWS_REGION"] == "set-by-the-outer-block"
+        assert os.environ["AWS_ACCESS_KEY_ID"] == "ASIATEST000001"
+    assert aws_variables() == profile_env
+
+
 async def test_a_single_awscli_block_does_not_warn(
     profile_env: dict[str, str], counting_fetcher: CountingFetcher
 ) -> None:

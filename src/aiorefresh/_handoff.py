@@ -116,50 +116,50 @@ async def environ(
     return merged
 
 
+class _Block:
+    """One active `awscli` block: the managed variables as they were when it was entered."""
+
+    __slots__ = ("before",)
+
+    def __init__(self, before: dict[str, str | None]) -> None:
+        self.before = before
+
+
 class _EnvironStack:
     """The `awscli` blocks active in this process, so any exit order restores exactly.
 
-    The environment before the first block is saved; leaving a block re-applies the newest
-    block still active, and leaving the last one restores what was saved.
+    Leaving the newest block puts back what it found; leaving an older one first hands what
+    it found to the block entered after it, so the last block out restores the original.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._frames: list[dict[str, str]] = []
-        self._saved: dict[str, str | None] = {}
+        self._blocks: list[_Block] = []
 
-    def push(self, values: dict[str, str]) -> int:
-        """Apply ``values``; returns how many blocks were active before this one."""
+    def push(self, values: Mapping[str, str]) -> tuple[_Block, int]:
+        """Apply ``values``; returns the block and how many others were active."""
         with self._lock:
-            if not self._frames:
-                self._saved = {name: os.environ.get(name) for name in _managed()}
-            self._frames.append(values)
+            block = _Block({name: os.environ.get(name) for name in _MANAGED})
+            self._blocks.append(block)
             _apply(values)
-            return len(self._frames) - 1
+            return block, len(self._blocks) - 1
 
-    def pop(self, values: dict[str, str]) -> None:
+    def pop(self, block: _Block) -> None:
         with self._lock:
-            for index in range(len(self._frames) - 1, -1, -1):
-                if self._frames[index] is values:
-                    del self._frames[index]
-                    break
-            if self._frames:
-                _apply(self._frames[-1])
-                return
-            for name, value in self._saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            self._saved = {}
+            index = next(i for i, b in enumerate(self._blocks) if b is block)
+            del self._blocks[index]
+            if index < len(self._blocks):
+                self._blocks[index].before = block.before
+            else:
+                _apply({k: v for k, v in block.before.items() if v is not None})
 
 
-def _managed() -> tuple[str, ...]:
-    return ENV_NAMES + _OVERRIDING
+_MANAGED = ENV_NAMES + _OVERRIDING
 
 
 def _apply(values: Mapping[str, str]) -> None:
-    for name in _managed():
+    """Set the managed variables to ``values``, removing those it does not have."""
+    for name in _MANAGED:
         if name in values:
             os.environ[name] = values[name]
         else:
@@ -173,7 +173,7 @@ _STACK = _EnvironStack()
 async def awscli(session: RefreshableSession) -> AsyncIterator[dict[str, str]]:
     """Set the session's variables in ``os.environ`` for the block; restore them after."""
     values = await environ(session)
-    active = _STACK.push(values)
+    block, active = _STACK.push(values)
     try:
         if active:
             warnings.warn(
@@ -186,7 +186,7 @@ async def awscli(session: RefreshableSession) -> AsyncIterator[dict[str, str]]:
             )
         yield dict(values)
     finally:
-        _STACK.pop(values)
+        _STACK.pop(block)
 
 
 # -- snapshots ---------------------------------------------------------------------------------
