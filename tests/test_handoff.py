@@ -21,6 +21,7 @@ from aiorefresh import (
     ConfigurationError,
     CredentialRefreshError,
     RefreshableSession,
+    SessionClosedError,
     ValidationError,
     utc_now,
 )
@@ -203,6 +204,15 @@ async def test_environ_refuses_a_base_that_is_not_a_mapping(
         with pytest.raises(ValidationError, match="base must be a mapping"):
             await session.environ(base=["AWS_PROFILE"])  # type: ignore[arg-type]
     assert counting_fetcher.calls == 0
+
+
+async def test_a_closed_session_hands_nothing_over(counting_fetcher: CountingFetcher) -> None:
+    async with custom(counting_fetcher) as session:
+        await session.refreshable_credentials()
+    with pytest.raises(SessionClosedError):
+        await session.environ()
+    with pytest.raises(SessionClosedError):
+        await session.to_snapshot()
 
 
 async def test_a_subprocess_given_environ_signs_as_the_assumed_role(

@@ -107,6 +107,7 @@ async def environ(
     """
     if base is not None and not isinstance(base, Mapping):
         raise ValidationError(f"base must be a mapping of str to str, got {type(base).__name__}")
+    session._check_open()
     creds = await session._engine.get()
     values = credentials_environ(creds, session.region_name)
     if base is None:
@@ -194,6 +195,7 @@ async def awscli(session: RefreshableSession) -> AsyncIterator[dict[str, str]]:
 
 async def to_snapshot(session: RefreshableSession) -> dict[str, Any]:
     """The current credentials, region and expiry as a JSON-ready dict (it holds secrets)."""
+    session._check_open()
     creds = await session._engine.get()
     return {
         "aiorefresh_snapshot": SNAPSHOT_VERSION,
