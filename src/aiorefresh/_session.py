@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore, _profiles
+from . import _aiobotocore, _handoff, _identity, _profiles
 from ._cache import check_credential_cache
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
@@ -51,6 +51,8 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     import os
+    from datetime import datetime
+    from pathlib import Path
 
     from .fetchers.iot import PEMSource
 
@@ -511,30 +513,6 @@ class RefreshableSession(Aioboto3Calls):
         params = getattr(self._fetcher, "params", None)
         return dict(params) if self.method == "sts" and isinstance(params, Mapping) else {}
 
-    # -- identity --------------------------------------------------------------------------
-
-    async def whoami(self) -> Identity:
-        """Who the session's credentials are (STS GetCallerIdentity), cached until they change."""
-        creds = await self._engine.get()
-        cached = self._identity
-        if cached is not None and cached[0] == creds.access_key:
-            return cached[1]
-        async with self._identity_locks.get():  # one GetCallerIdentity however many ask
-            cached = self._identity
-            if cached is not None and cached[0] == creds.access_key:
-                return cached[1]
-            async with self.client("sts") as sts:
-                answer = await sts.get_caller_identity()
-            identity = Identity(
-                account_id=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"]
-            )
-            self._identity = (creds.access_key, identity)
-            return identity
-
-    async def get_identity(self) -> Identity:
-        """The same as `whoami` (the name boto3-refresh-session users know)."""
-        return await self.whoami()
-
     # -- role chaining ---------------------------------------------------------------------
 
     async def assume_role(
@@ -665,6 +643,85 @@ class RefreshableSession(Aioboto3Calls):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<RefreshableSession method={self.method!r} {state}>"
+
+    # -- identity, state and hand-off (see _identity.py, _handoff.py) --
+
+    async def whoami(self) -> Identity:
+        """Who the credentials are (STS GetCallerIdentity), asked once per access key."""
+        return await _identity.whoami(self)
+
+    async def get_identity(self) -> Identity:
+        """The same as `whoami` (the name boto3-refresh-session users know)."""
+        return await _identity.whoami(self)
+
+    async def account_alias(self) -> str | None:
+        """The account's alias (IAM ListAccountAliases, on each call), or ``None``."""
+        return await _identity.account_alias(self)
+
+    async def print_who_am_i(self, masked: bool = True) -> None:
+        """Write account, alias, principal, region and expiry to stdout, ids masked."""
+        await _identity.print_who_am_i(self, masked)
+
+    @property
+    def aws_region(self) -> str | None:
+        """`region_name` under boto-session-manager's name."""
+        return self.region_name
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """When the held credentials expire, without I/O; ``None`` before the first fetch."""
+        return _identity.expiry_time(self)
+
+    def is_expired(self, delta: float = 0) -> bool:
+        """Whether ``delta`` seconds or fewer remain (or nothing was fetched), without I/O."""
+        return _identity.is_expired(self, delta)
+
+    async def clear_cache(self) -> None:
+        """Drop this loop's pooled clients (closed as their leases end) and the identity."""
+        await _identity.clear_cache(self)
+
+    async def environ(self, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A new dict of ``AWS_*`` variables for a subprocess's ``env=``; changes nothing global.
+        ``base`` (say ``os.environ``) is copied under them, minus ``AWS_PROFILE`` and the like."""
+        return await _handoff.environ(self, base=base)
+
+    def awscli(self) -> contextlib.AbstractAsyncContextManager[dict[str, str]]:
+        """Set those variables in ``os.environ`` for an ``async with`` block, restored exactly
+        after; process-global (overlapping blocks warn): prefer `environ`."""
+        return _handoff.awscli(self)
+
+    async def to_snapshot(self) -> dict[str, Any]:
+        """The current keys, region and expiry as a JSON-ready dict; it holds secrets."""
+        return await _handoff.to_snapshot(self)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: Mapping[str, Any],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """A session with a snapshot's static keys; after they expire, `CredentialRefreshError`."""
+        return _handoff.from_snapshot(cls, snapshot, region_name, dict(options))
+
+    @classmethod
+    async def from_snapshot_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """`from_snapshot` of the JSON file at ``path``, read off the event loop."""
+        return await _handoff.from_snapshot_file(cls, path, region_name, dict(options))
+
+    def temp_snapshot(
+        self, path: str | os.PathLike[str]
+    ) -> contextlib.AbstractAsyncContextManager[Path]:
+        """Write a snapshot file (mode 0600, a secret) for an ``async with`` block; removed
+        on exit, errors included."""
+        return _handoff.temp_snapshot(self, path)
 
 
 def _warn_if_endpoints_differ(sts_kwargs: object, pool: PoolOptions) -> None:

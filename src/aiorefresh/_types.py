@@ -17,6 +17,7 @@ __all__ = [
     "Identity",
     "STSClientConfig",
     "TemporaryCredentials",
+    "mask_id",
 ]
 
 _MASK = "****"
@@ -166,6 +167,31 @@ class Identity:
         """The last part of the ARN: a user name, or ``role/session`` for an assumed role."""
         resource = self.arn.split(":", 5)[-1]
         return resource.split("/", 1)[1] if "/" in resource else resource
+
+    @property
+    def masked_account_id(self) -> str:
+        """The account id with its middle hidden (``12*******789``), for logs and screens."""
+        return mask_id(self.account_id)
+
+    @property
+    def masked_arn(self) -> str:
+        """The ARN with the account id masked wherever it appears in it."""
+        if not self.account_id:
+            return self.arn
+        return self.arn.replace(self.account_id, self.masked_account_id)
+
+    @property
+    def masked_user_id(self) -> str:
+        """The unique id with its middle hidden (``AR****************ion``)."""
+        return mask_id(self.user_id)
+
+
+def mask_id(value: str) -> str:
+    """``value`` with all but its first 2 and last 3 characters replaced by ``*`` (same
+    length); values under 8 characters are masked whole, so little of them shows."""
+    if len(value) < 8:
+        return "*" * len(value)
+    return f"{value[:2]}{'*' * (len(value) - 5)}{value[-3:]}"
 
 
 Clock = Callable[[], datetime]
