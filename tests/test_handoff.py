@@ -61,7 +61,7 @@ from aiorefresh import RefreshableSession
 
 
 async def main():
-    session = await RefreshableSession.from_snapshot_file(
+    session = RefreshableSession.from_snapshot_file(
         sys.argv[2], default_client_kwargs={"endpoint_url": sys.argv[1]}
     )
     async with session:
@@ -644,7 +644,7 @@ async def test_a_snapshot_file_round_trips_through_from_snapshot_file(
     async with custom(counting_fetcher) as source:
         original = await source.refreshable_credentials()
         async with source.temp_snapshot(tmp_path / "snap.json") as path:
-            copy = await RefreshableSession.from_snapshot_file(path, clock=counting_fetcher.clock)
+            copy = RefreshableSession.from_snapshot_file(path, clock=counting_fetcher.clock)
     async with copy:
         assert await copy.refreshable_credentials() == original
         assert copy.region_name == "eu-west-1"
@@ -652,14 +652,14 @@ async def test_a_snapshot_file_round_trips_through_from_snapshot_file(
 
 async def test_from_snapshot_file_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no snapshot file at"):
-        await RefreshableSession.from_snapshot_file(tmp_path / "absent.json")
+        RefreshableSession.from_snapshot_file(tmp_path / "absent.json")
 
 
 async def test_from_snapshot_file_refuses_a_file_that_is_not_json(tmp_path: Path) -> None:
     path = tmp_path / "snap.json"
     path.write_text("aws_secret_access_key = s3cr3t\n")
     with pytest.raises(ConfigurationError, match="is not a JSON snapshot") as caught:
-        await RefreshableSession.from_snapshot_file(path)
+        RefreshableSession.from_snapshot_file(path)
     assert "s3cr3t" not in str(caught.value)
 
 

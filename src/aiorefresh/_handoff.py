@@ -306,17 +306,21 @@ def _session_over(
     return session
 
 
-async def from_snapshot_file(
+def from_snapshot_file(
     cls: type[RefreshableSession],
     path: str | os.PathLike[str],
     region_name: str | None,
     options: dict[str, Any],
 ) -> RefreshableSession:
-    """A session over the snapshot in the JSON file at ``path`` (read off the event loop)."""
+    """A session over the snapshot in the JSON file at ``path``.
+
+    Like a constructor that reads the shared config files, it reads the (small) file at once;
+    call it at start-up, or through ``anyio.to_thread.run_sync`` from a busy event loop.
+    """
     target = _checked_path(path)
     check_optional_str("region_name", region_name)
     try:
-        text = await anyio.Path(target).read_text(encoding="utf-8")
+        text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigurationError(f"path: no snapshot file at {str(target)!r}") from None
     try:

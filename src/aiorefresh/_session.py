@@ -706,15 +706,15 @@ class RefreshableSession(Aioboto3Calls):
         return _handoff.from_snapshot(cls, snapshot, region_name, dict(options))
 
     @classmethod
-    async def from_snapshot_file(
+    def from_snapshot_file(
         cls,
         path: str | os.PathLike[str],
         *,
         region_name: str | None = None,
         **options: Unpack[SessionOptions],
     ) -> RefreshableSession:
-        """`from_snapshot` of the JSON file at ``path``, read off the event loop."""
-        return await _handoff.from_snapshot_file(cls, path, region_name, dict(options))
+        """`from_snapshot` of the JSON file at ``path`` (read at once, like a config file)."""
+        return _handoff.from_snapshot_file(cls, path, region_name, dict(options))
 
     def temp_snapshot(
         self, path: str | os.PathLike[str]
