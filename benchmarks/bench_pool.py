@@ -29,8 +29,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from aiorefresh import RefreshableSession
-from aiorefresh.pool import ClientPool
+from aiorefresh import ClientPool, RefreshableSession
 from aiorefresh.testing import AWS_TEST_ENV, MotoServer
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "pool.json"

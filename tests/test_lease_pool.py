@@ -193,12 +193,6 @@ async def test_lease_can_be_entered_only_once(make_pool: MakePool) -> None:
             pass
 
 
-async def test_a_lease_used_as_the_value_says_to_use_async_with(make_pool: MakePool) -> None:
-    pool, _ = make_pool()
-    with pytest.raises(AttributeError, match="async with pool.lease"):
-        pool.lease("a").number  # type: ignore[attr-defined]  # noqa: B018
-
-
 async def test_a_lease_may_bring_its_own_way_to_create(make_pool: MakePool) -> None:
     pool, factory = make_pool()
     made: list[str] = []

@@ -186,11 +186,7 @@ def check_client_kwargs(name: str, value: object) -> dict[str, Any]:
 
 
 class ClientKeys:
-    """Resolves lease arguments to canonical `ClientKey` objects, and back to create kwargs.
-
-    ``memo`` maps raw argument tuples without explicit keys to their key; a pool may read it
-    directly on its hot path and fall back to `resolve`.
-    """
+    """Resolves lease arguments to canonical `ClientKey` objects, and back to create kwargs."""
 
     def __init__(
         self,
@@ -204,7 +200,7 @@ class ClientKeys:
             )
         self._default_region = default_region
         self._defaults = check_client_kwargs("default_client_kwargs", default_client_kwargs)
-        self.memo: dict[Raw, ClientKey] = {}
+        self._memo: dict[Raw, ClientKey] = {}
         self._lock = threading.Lock()
         self._canonical: weakref.WeakValueDictionary[_Parts, ClientKey] = (
             weakref.WeakValueDictionary()
@@ -217,14 +213,14 @@ class ClientKeys:
         else:
             memo_key = (*raw[:AK], _digest(raw[AK], raw[SK], raw[TOKEN]), *raw[CONFIG:])
         try:
-            key = self.memo.get(memo_key)
+            key = self._memo.get(memo_key)
         except TypeError:  # an unhashable argument: compute every time
             return self._build(raw)
         if key is None:
             key = self._build(raw)
-            if len(self.memo) >= MEMO_SIZE:
-                self.memo.clear()
-            self.memo[memo_key] = key
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[memo_key] = key
         return key
 
     def kwargs(self, key: ClientKey, raw: Raw | None) -> dict[str, Any]:

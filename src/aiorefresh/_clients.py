@@ -7,17 +7,20 @@ leases that key's client; the pool never touches aiobotocore itself, a `ClientFa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from ._client_key import AK, SK, TOKEN, ClientKey, ClientKeys, Raw
-from ._pool import Lease, LeasePool, PoolStats, check_bound
+from ._client_key import AK, MEMO_SIZE, SK, TOKEN, ClientKey, ClientKeys, Raw
+from ._pool import Lease, LeasePool, PoolStats, Ticket, check_bound
 from .errors import ValidationError
 
 __all__ = ["ClientFactory", "ClientPool", "PoolStats"]
+
+_PLAIN = (None, None, True, None, None, None, None, None, None, None)  # lease("s3")'s defaults
 
 
 class ClientFactory(Protocol):
@@ -50,6 +53,9 @@ class _Maker:
 
     async def close(self, key: ClientKey, client: Any) -> None:
         await self._factory.close(key.kind, client)
+
+
+_new_lease = object.__new__
 
 
 class _ClientLease(Lease[ClientKey, Any]):
@@ -107,7 +113,8 @@ class ClientPool:
             default_region=default_region, default_client_kwargs=default_client_kwargs
         )
         self._keys = keys
-        self._memo = keys.memo
+        self._tickets: dict[Raw, Ticket[ClientKey, Any]] = {}
+        self._plain: dict[tuple[str, str], Ticket[ClientKey, Any]] = {}  # (kind, service)
         self._maker = _Maker(factory, keys)
         self._pool: LeasePool[ClientKey, Any] = LeasePool(
             self._maker,
@@ -151,34 +158,45 @@ class ClientPool:
         The arguments are ``AioSession.create_client``'s. Leaving the block releases the
         lease; the client stays open for the next task unless it was evicted meanwhile.
         """
-        raw = (
-            kind,
-            service_name,
-            region_name,
-            api_version,
-            use_ssl,
-            verify,
-            endpoint_url,
-            aws_access_key_id,
-            aws_secret_access_key,
-            aws_session_token,
-            config,
-            aws_account_id,
-        )
-        try:
-            key = self._memo.get(raw)
-        except TypeError:
-            key = None
-        if key is None:
-            key = self._keys.resolve(raw)
-        create = (
-            None
-            if aws_access_key_id is None
+        ticket = None
+        if (
+            config is None
+            and region_name is None
+            and endpoint_url is None
+            and api_version is None
+            and use_ssl is True
+            and verify is None
+            and aws_access_key_id is None
             and aws_secret_access_key is None
             and aws_session_token is None
-            else functools.partial(self._maker.create_with, raw)
-        )
-        return _ClientLease(self._pool, key, create)
+            and aws_account_id is None
+        ):  # the common call, lease("s3"): one small lookup
+            ticket = self._plain.get((kind, service_name))
+        if ticket is None:
+            raw = (
+                kind,
+                service_name,
+                region_name,
+                api_version,
+                use_ssl,
+                verify,
+                endpoint_url,
+                aws_access_key_id,
+                aws_secret_access_key,
+                aws_session_token,
+                config,
+                aws_account_id,
+            )
+            try:
+                ticket = self._tickets.get(raw)
+            except TypeError:  # an unhashable argument
+                ticket = None
+            if ticket is None:
+                ticket = self._ticket(raw)
+        lease = _new_lease(_ClientLease)  # without an __init__ call: this is the hot path
+        lease._ticket = ticket
+        lease._entry = None
+        return lease
 
     async def get(
         self,
@@ -214,7 +232,8 @@ class ClientPool:
             config,
             aws_account_id,
         )
-        return await self._pool.pin(self._keys.resolve(raw), create=self._create_for(raw))
+        _, key, create = self._ticket(raw)
+        return await self._pool.pin(key, create=create)
 
     async def clear(self) -> None:
         """Close this loop's clients: unleased ones now, leased ones when released.
@@ -237,7 +256,18 @@ class ClientPool:
         """A snapshot of the counters, summed over every event loop (callable from any thread)."""
         return self._pool.stats()
 
-    def _create_for(self, raw: Raw) -> Callable[[ClientKey], Any] | None:
-        if raw[AK] is None and raw[SK] is None and raw[TOKEN] is None:
-            return None
-        return functools.partial(self._maker.create_with, raw)
+    def _ticket(self, raw: Raw) -> Ticket[ClientKey, Any]:
+        """The lease ticket of ``raw`` arguments, remembered unless they hold explicit keys:
+        then it carries a creation that passes them on (the key keeps only their digest)."""
+        key = self._keys.resolve(raw)
+        if raw[AK] is not None or raw[SK] is not None or raw[TOKEN] is not None:
+            return (self._pool, key, functools.partial(self._maker.create_with, raw))
+        ticket: Ticket[ClientKey, Any] = (self._pool, key, None)
+        if len(self._tickets) >= MEMO_SIZE:
+            self._tickets.clear()
+            self._plain.clear()
+        with contextlib.suppress(TypeError):  # unhashable arguments are not remembered
+            self._tickets[raw] = ticket
+        if raw[2:] == _PLAIN:
+            self._plain[(raw[0], raw[1])] = ticket
+        return ticket

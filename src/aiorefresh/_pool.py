@@ -1,6 +1,5 @@
-"""``LeasePool[K, V]``: values made by a factory, keyed, leased to tasks, per event loop.
-
-It knows nothing of what it holds (clients for `ClientPool`, child sessions for a fleet).
+"""``LeasePool[K, V]``: values made by a factory, keyed, leased to tasks, per event loop; it
+knows nothing of what it holds (clients for `ClientPool`, child sessions for a fleet).
 
 - A lease is counted before any ``await`` at which eviction could run, so a value is never
   closed while leased: eviction takes an entry out of the index, a leased one closes when its
@@ -58,14 +57,11 @@ class LeaseFactory(Protocol[K_contra, V]):
 
 @dataclass(frozen=True)
 class PoolStats:
-    """Counters of a pool, summed over event loops.
-
-    ``hits`` are leases served without creating (including waits on another task's creation),
-    ``misses`` leases that started a creation. ``evictions`` counts entries the size bound or
-    the idle timeout took out of the index (or kept out, when every slot held a creation).
-    ``size`` is the number of ready values in the index (pinned ones included), ``leased``
-    the leases held now. ``creations - closes`` is the number of values open now.
-    """
+    """Counters of a pool, summed over event loops: ``hits`` are leases served without creating
+    (waits on another task's creation included), ``misses`` leases that started one;
+    ``evictions`` entries the bound or the idle timeout took out of the index (or kept out, when
+    every slot held a creation); ``size`` the ready values in the index (pinned included);
+    ``leased`` the leases held now. ``creations - closes`` is the number of values open now."""
 
     hits: int = 0
     misses: int = 0
@@ -84,6 +80,7 @@ class _Entry(Generic[K, V]):
         "idle_since",
         "key",
         "leases",
+        "part",
         "pinned",
         "ready",
         "retired",
@@ -93,15 +90,16 @@ class _Entry(Generic[K, V]):
         "value",
     )
 
-    def __init__(self, key: K, tick: int) -> None:
+    def __init__(self, key: K, part: _Partition[K, V]) -> None:
         self.key = key
+        self.part = part
         self.value: V = cast(V, None)
         self.state = _CREATING
         self.error: BaseException | None = None
         self.ready = asyncio.Event()
         self.leases = 1  # its creator's
         self.uses = 1
-        self.tick = tick
+        self.tick = part.tick
         self.pinned = False
         self.retired = False  # out of the index: closes when its last lease ends
         self.idle_since: datetime | None = None
@@ -111,17 +109,13 @@ class _Entry(Generic[K, V]):
 
 
 class _Partition(LoopScope, Generic[K, V]):
-    """What the pool holds on one event loop; only that loop's thread changes it.
+    """What the pool holds on one event loop; only that loop's thread changes it. ``index``:
+    the entries the bound counts, and pinned ones; ``retired``: entries out of the index but
+    still leased or being created, one per key at most (never a key of the index)."""
 
-    ``index`` holds the entries the size bound counts (and pinned ones); ``retired`` the
-    entries evicted while busy (or created while every slot held a creation), at most one
-    per key and never a key of the index, so a new lease of that key can reuse them.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, label: tuple[str, str]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: LeasePool[K, V]) -> None:
         super().__init__(loop)
-        self.label = label  # the pool's name and noun, for the leak warning
-        self.reported = False
+        self.pool = pool
         self.index: dict[K, _Entry[K, V]] = {}
         self.retired: dict[K, _Entry[K, V]] = {}
         self.live: set[_Entry[K, V]] = set()  # open values not yet handed to close
@@ -139,9 +133,9 @@ class _Partition(LoopScope, Generic[K, V]):
 
     def report(self, where: str) -> None:
         """Warn, once, about values the partition still holds open (its loop cannot close them)."""
-        leaked, self.reported = (0 if self.reported else len(self.live)), True
+        leaked, self.live = len(self.live), set()  # once: they are beyond closing now
         if leaked:
-            name, noun = self.label
+            name, noun = self.pool._name, self.pool._noun
             warnings.warn(
                 f"{name}: {leaked} {noun}(s) {where} were never closed; await the pool's "
                 "aclose() on each event loop before the loop ends",
@@ -154,28 +148,34 @@ class _Partition(LoopScope, Generic[K, V]):
             self.report("left when the pool or its event loop was dropped")
 
 
+_RELEASED: Any = object()  # a lease's entry once it was given back
+
+Ticket = tuple["LeasePool[K, V]", K, "Create[K, V] | None"]
+"""What a lease is for: its pool, its key, its own way to create (reusable across leases)."""
+
+
 class Lease(Generic[K, V]):
     """``async with pool.lease(key) as value``: holds one lease for the block."""
 
-    __slots__ = ("_create", "_entry", "_key", "_part", "_pool")
+    # Each method reads one slot: a subclass may add __getattr__ (for a helpful error, as
+    # ClientPool's does), which makes every attribute read on the lease slower.
+    __slots__ = ("_entry", "_ticket")
 
-    def __init__(self, pool: LeasePool[K, V], key: K, create: Create[K, V] | None = None) -> None:
-        self._pool = pool
-        self._key = key
-        self._create = create
-        self._part: _Partition[K, V] | None = None
+    def __init__(self, ticket: Ticket[K, V]) -> None:
+        self._ticket: Ticket[K, V] | None = ticket  # None once entered
         self._entry: _Entry[K, V] | None = None
 
     async def __aenter__(self) -> V:
-        if self._part is not None:
+        ticket = self._ticket
+        if ticket is None:
             raise PoolError("a lease can be entered only once; call lease() again")
-        pool = self._pool
+        pool, key, create = ticket
         part = pool._parts.get()
         if part.closed:
             raise pool._closed_error()
         if pool._idle is not None:
             pool._sweep(part)
-        entry = part.index.get(self._key)
+        entry = part.index.get(key)
         if entry is not None and entry.state == _READY:
             # The hit path: no lock, no await.
             entry.leases += 1
@@ -185,24 +185,23 @@ class Lease(Generic[K, V]):
             entry.uses += 1
             part.hits += 1
         else:
-            entry = await pool._acquire(part, self._key, self._create, pin=False)
-        self._part = part
+            entry = await pool._acquire(part, key, create, pin=False)
+        self._ticket = None
         self._entry = entry
         return entry.value
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        part, entry = self._part, self._entry
-        if part is not None and entry is not None:
-            self._entry = None
-            self._pool._release(part, entry)
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}: a lease is not the "
-            "value; use `async with pool.lease(key) as value:`",
-            name=name,
-            obj=self,
-        )
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        entry = self._entry
+        if entry is not None and entry is not _RELEASED:
+            self._entry = _RELEASED
+            part = entry.part
+            entry.leases -= 1
+            part.leased -= 1
+            pool = part.pool
+            if part.drained is not None or (
+                entry.leases == 0 and (entry.retired or pool._idle is not None)
+            ):  # else an unleased value just stays in the pool
+                pool._released(part, entry)
 
 
 class LeasePool(Generic[K, V]):
@@ -225,7 +224,7 @@ class LeasePool(Generic[K, V]):
         name: str = "pool",
         noun: str = "value",
     ) -> None:
-        if not all(callable(getattr(factory, name, None)) for name in ("create", "close")):
+        if not all(callable(getattr(factory, method, None)) for method in ("create", "close")):
             what = type(factory).__name__
             raise ValidationError(f"factory must have async create() and close(), got {what}")
         check_bound("max_size", max_size, eviction_policy)
@@ -252,7 +251,7 @@ class LeasePool(Generic[K, V]):
         self._dropped = [0, 0, 0, 0, 0]  # hits, misses, creations, evictions, closes
         self._draining: set[_Partition[K, V]] = set()  # popped at loop shutdown, still closing
         self._parts: PerLoop[_Partition[K, V]] = PerLoop(
-            functools.partial(_Partition, label=(name, noun)), on_shutdown=self._close_at_shutdown
+            functools.partial(_Partition, pool=self), on_shutdown=self._close_at_shutdown
         )
 
     def __repr__(self) -> str:
@@ -266,7 +265,7 @@ class LeasePool(Generic[K, V]):
 
     def lease(self, key: K, *, create: Create[K, V] | None = None) -> Lease[K, V]:
         """Lease the value of ``key`` for an ``async with`` block (created if needed)."""
-        return Lease(self, key, create)
+        return Lease((self, key, create))
 
     async def pin(self, key: K, *, create: Create[K, V] | None = None) -> V:
         """The value of ``key``, pinned: never evicted, closed by `aclose`; leases share it."""
@@ -281,9 +280,7 @@ class LeasePool(Generic[K, V]):
         """Close this loop's unpinned values: unleased ones now, leased ones when released."""
         part = self._parts.get()
         tasks = []
-        for entry in list(part.index.values()):
-            if entry.pinned:
-                continue
+        for entry in [e for e in part.index.values() if not e.pinned]:
             del part.index[entry.key]
             entry.retired = True
             if entry.leases == 0 and entry.state == _READY:
@@ -361,7 +358,7 @@ class LeasePool(Generic[K, V]):
     ) -> _Entry[K, V]:
         self._drop_dead_partitions()  # a miss is rare and costly anyway
         part.tick += 1
-        entry: _Entry[K, V] = _Entry(key, part.tick)
+        entry: _Entry[K, V] = _Entry(key, part)
         part.leased += 1
         part.misses += 1
         if pin:
@@ -370,7 +367,7 @@ class LeasePool(Generic[K, V]):
             part.index[key] = entry
         elif self._max == 0:
             entry.retired = True  # this lease's own value
-        elif self._max is None or self._room(part, busy=True, below=None):
+        elif self._max is None or self._room(part, True, None):
             part.index[key] = entry
         else:
             # Every slot holds a creation in flight: this value lives outside the bound
@@ -420,6 +417,10 @@ class LeasePool(Generic[K, V]):
     def _release(self, part: _Partition[K, V], entry: _Entry[K, V]) -> None:
         entry.leases -= 1
         part.leased -= 1
+        self._released(part, entry)
+
+    def _released(self, part: _Partition[K, V], entry: _Entry[K, V]) -> None:
+        """After a lease ended: close, reinstate or mark idle; wake a drain."""
         if entry.leases == 0 and entry.state == _READY and not entry.pinned:
             if entry.retired and not self._try_unretire(part, entry):
                 if part.retired.get(entry.key) is entry:
@@ -452,7 +453,7 @@ class LeasePool(Generic[K, V]):
 
     # -- the bound --------------------------------------------------------------------------
 
-    def _room(self, part: _Partition[K, V], *, busy: bool, below: _Entry[K, V] | None) -> bool:
+    def _room(self, part: _Partition[K, V], busy: bool, below: _Entry[K, V] | None) -> bool:
         """Whether an unpinned slot is free, evicting for it the lowest-ranked ready entry:
         unleased first, leased ones only if ``busy``, only below ``below`` if given."""
         assert self._max is not None
@@ -477,9 +478,7 @@ class LeasePool(Generic[K, V]):
         """Put a retired ``entry`` back into the index if a slot is free, or can be freed from
         an unleased entry the policy ranks below it; True if it is back."""
         key = entry.key
-        if part.retired.get(key) is not entry or part.shut:
-            return False
-        if not self._room(part, busy=False, below=entry):
+        if part.retired.get(key) is not entry or part.shut or not self._room(part, False, entry):
             return False
         del part.retired[key]
         entry.retired = False
