@@ -20,7 +20,7 @@ from .errors import ValidationError
 
 __all__ = ["ClientFactory", "ClientPool", "PoolStats"]
 
-_PLAIN = (None, None, True, None, None, None, None, None, None, None)  # lease("s3")'s defaults
+_PLAIN = (None, True, None, None, None, None, None)  # api_version ... aws_session_token
 
 
 class ClientFactory(Protocol):
@@ -114,7 +114,9 @@ class ClientPool:
         )
         self._keys = keys
         self._tickets: dict[Raw, Ticket[ClientKey, Any]] = {}
-        self._plain: dict[tuple[str, str], Ticket[ClientKey, Any]] = {}  # (kind, service)
+        self._plain: dict[
+            tuple[Any, ...], Ticket[ClientKey, Any]
+        ] = {}  # kind service region config
         self._maker = _Maker(factory, keys)
         self._pool: LeasePool[ClientKey, Any] = LeasePool(
             self._maker,
@@ -160,9 +162,7 @@ class ClientPool:
         """
         ticket = None
         if (
-            config is None
-            and region_name is None
-            and endpoint_url is None
+            endpoint_url is None
             and api_version is None
             and use_ssl is True
             and verify is None
@@ -170,8 +170,11 @@ class ClientPool:
             and aws_secret_access_key is None
             and aws_session_token is None
             and aws_account_id is None
-        ):  # the common call, lease("s3"): one small lookup
-            ticket = self._plain.get((kind, service_name))
+        ):  # the common calls, lease("s3", region, config=...): a small lookup
+            try:
+                ticket = self._plain.get((kind, service_name, region_name, config))
+            except TypeError:  # an unhashable config
+                ticket = None
         if ticket is None:
             raw = (
                 kind,
@@ -268,6 +271,6 @@ class ClientPool:
             self._plain.clear()
         with contextlib.suppress(TypeError):  # unhashable arguments are not remembered
             self._tickets[raw] = ticket
-        if raw[2:] == _PLAIN:
-            self._plain[(raw[0], raw[1])] = ticket
+        if raw[3:10] == _PLAIN and raw[11] is None:
+            self._plain[(raw[0], raw[1], raw[2], raw[10])] = ticket
         return ticket
