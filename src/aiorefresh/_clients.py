@@ -78,9 +78,11 @@ class ClientPool:
 
     ``async with pool.lease("s3") as s3`` leases the one client of that configuration,
     creating it once however many tasks ask at the same time. ``await pool.get("s3")`` pins a
-    client for code that keeps clients in attributes. ``max_clients`` bounds the open clients
-    of each loop (``0`` disables pooling: a client per lease); ``idle_timeout`` closes
-    clients nobody leased for that many seconds, at the next pool operation.
+    client for code that keeps clients in attributes. ``max_clients`` bounds the unpinned
+    clients of each loop: an evicted client still in use closes when its last lease ends,
+    and the next lease of its configuration reuses it meanwhile (``0`` disables pooling: a
+    client per lease). ``idle_timeout`` closes clients nobody leased for that many seconds,
+    at the next pool operation.
 
     Creation is single-flight: tasks asking for a client being created wait for it, holding
     their lease. If the creation fails, every waiting task gets its error and the next lease
@@ -113,10 +115,10 @@ class ClientPool:
             default_region=default_region, default_client_kwargs=default_client_kwargs
         )
         self._keys = keys
+        # Lease tickets of argument tuples, and of (kind, service, region, config) for calls
+        # that give nothing else (a smaller lookup on the hot path).
         self._tickets: dict[Raw, Ticket[ClientKey, Any]] = {}
-        self._plain: dict[
-            tuple[Any, ...], Ticket[ClientKey, Any]
-        ] = {}  # kind service region config
+        self._plain: dict[tuple[Any, ...], Ticket[ClientKey, Any]] = {}
         self._maker = _Maker(factory, keys)
         self._pool: LeasePool[ClientKey, Any] = LeasePool(
             self._maker,
@@ -271,6 +273,6 @@ class ClientPool:
             self._plain.clear()
         with contextlib.suppress(TypeError):  # unhashable arguments are not remembered
             self._tickets[raw] = ticket
-        if raw[3:10] == _PLAIN and raw[11] is None:
-            self._plain[(raw[0], raw[1], raw[2], raw[10])] = ticket
+            if raw[3:10] == _PLAIN and raw[11] is None:
+                self._plain[(raw[0], raw[1], raw[2], raw[10])] = ticket
         return ticket
