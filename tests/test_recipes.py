@@ -65,6 +65,7 @@ def load_example(name: str) -> ModuleType:
 # --------------------------------------------------------------------------- the servers
 
 
+# --8<-- [start:serve]
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server with a readiness event, leaving the test process's signals alone."""
 
@@ -123,6 +124,9 @@ async def serve_aiohttp(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+# --8<-- [end:serve]
 
 
 @dataclasses.dataclass(frozen=True)
