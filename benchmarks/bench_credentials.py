@@ -127,6 +127,51 @@ async def single_flight(callers: int) -> dict[str, float]:
     }
 
 
+async def per_method(n: int, rounds: int) -> dict[str, float]:
+    """µs per fresh read through ``session.get_credentials()`` for every method, each against
+    a local server (STS stand-in, IoT mTLS server); expiries in any zone are kept as UTC."""
+    from dateutil.tz import tzlocal
+
+    from aiorefresh import RefreshableSession, TemporaryCredentials
+    from aiorefresh.testing import IoTCredentialsServer, STSStandIn
+
+    role = {"RoleArn": "arn:aws:iam::123456789012:role/bench"}
+
+    async def tz_local() -> TemporaryCredentials:
+        expiry = datetime.now(tzlocal()) + timedelta(hours=1)
+        return TemporaryCredentials("ASIABENCH", "secret", "token", expiry_time=expiry)
+
+    results: dict[str, float] = {}
+    async with STSStandIn() as sts, IoTCredentialsServer(role_alias="bench") as iot:
+        sts_kwargs = {"endpoint_url": sts.endpoint_url, "region_name": "us-east-1"}
+        sessions = {
+            "custom": RefreshableSession(custom_credentials_method=tz_local),
+            "default (static keys)": RefreshableSession("AKIABENCH", "secret"),
+            "sts": RefreshableSession(assume_role_kwargs=role, sts_client_kwargs=sts_kwargs),
+            "session_token": RefreshableSession(
+                method="session_token", sts_client_kwargs=sts_kwargs
+            ),
+            "web_identity": RefreshableSession(
+                web_identity_kwargs=role,
+                web_identity_token=lambda: "eyJ.bench.token",
+                sts_client_kwargs=sts_kwargs,
+            ),
+            "iot": RefreshableSession(
+                endpoint=iot.endpoint,
+                role_alias="bench",
+                certificate=iot.client_cert_pem,
+                private_key=iot.client_key_pem,
+                ca=iot.ca_pem,
+            ),
+        }
+        for name, session in sessions.items():
+            async with session:
+                creds = await session.get_credentials()
+                await creds.get_frozen_credentials()
+                results[name] = await _per_op(creds.get_frozen_credentials, n, rounds)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, default=RESULTS / "credentials.json")
@@ -137,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> dict[str, Any]:
         return {
             "fast_path_us": await fast_path(n, rounds),
+            "per_method_us": await per_method(n, rounds),
             "fifteen_minute_credentials_1000_reads": await short_lived(1000),
             "single_flight_10000_callers": await single_flight(10_000),
         }
@@ -152,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"credentials benchmark (aiobotocore {aiobotocore.__version__})")
     print(f"{'fast path, fresh credentials':<44}{'µs/read':>12}")
     for name, value in results["fast_path_us"].items():
+        print(f"  {name:<42}{value:>12.2f}")
+    print(f"{'fresh read per method (session)':<44}{'µs/read':>12}")
+    for name, value in results["per_method_us"].items():
         print(f"  {name:<42}{value:>12.2f}")
     print(f"{'15-minute credentials, 1000 reads':<44}{'fetches':>12}")
     for name, value in results["fifteen_minute_credentials_1000_reads"].items():

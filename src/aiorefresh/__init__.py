@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 
 from .__about__ import __version__
+from ._cache import JSONFileCache, MemoryCache
+from ._clients import ClientFactory, ClientPool, PoolStats
 from ._engine import RefreshEvent, RefreshStats
 from ._fleet import FleetStats, SessionFleet
 from ._options import EvictionPolicy
@@ -18,6 +20,7 @@ from ._session import RefreshableSession
 from ._types import (
     AssumeRoleConfig,
     Clock,
+    CredentialCache,
     CredentialFetcher,
     Identity,
     STSClientConfig,
@@ -43,16 +46,17 @@ from .fetchers.custom import CustomFetcher
 from .fetchers.iot import IoTConfig, IoTCredentialFetcher, PEMSource, validate_iot_options
 from .fetchers.sts import AssumeRoleFetcher, SessionTokenFetcher, WebIdentityFetcher
 from .mfa import make_mfa_provider
-from .pool import ClientPool, PoolStats
 
 __all__ = [
     "AiorefreshError",
     "AssumeRoleConfig",
     "AssumeRoleFetcher",
     "ChainFetcher",
+    "ClientFactory",
     "ClientPool",
     "Clock",
     "ConfigurationError",
+    "CredentialCache",
     "CredentialFetcher",
     "CredentialRefreshError",
     "CustomFetcher",
@@ -62,7 +66,9 @@ __all__ = [
     "IoTConfig",
     "IoTCredentialError",
     "IoTCredentialFetcher",
+    "JSONFileCache",
     "MFAError",
+    "MemoryCache",
     "NoCredentialsFound",
     "NonRecoverableCredentialError",
     "NonRecoverableIoTError",

@@ -10,15 +10,34 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._types import Clock, CredentialFetcher
+from ._types import Clock, CredentialCache, CredentialFetcher
 from .errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
     from ._engine import RefreshEngine
 
-__all__ = ["METHODS", "BuildContext", "Method", "choose_method", "given_options"]
+__all__ = [
+    "METHODS",
+    "BuildContext",
+    "Method",
+    "SourceFetcher",
+    "choose_method",
+    "given_options",
+]
+
+
+class SourceFetcher(Protocol):
+    """Makes the session's source fetcher; ``mfa_token_provider`` answers a role profile's
+    ``mfa_serial``."""
+
+    def __call__(
+        self,
+        *,
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+    ) -> CredentialFetcher: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +47,13 @@ class BuildContext:
     profile_name: str | None
     region_name: str | None
     clock: Clock
-    source_fetcher: Callable[[], CredentialFetcher]
-    """The session's source credentials: the explicit keys, or the default chain."""
+    source_fetcher: SourceFetcher
+    """The session's source credentials: the explicit keys, a role profile's chain of
+    AssumeRole fetchers (which use the MFA provider given here), or the default chain."""
     source: Callable[[], RefreshEngine]
     """An engine over `source_fetcher` (made on first call): what STS methods sign with."""
+    credential_cache: CredentialCache | None = None
+    """The session's credential cache, for AssumeRole fetchers (``None``: none)."""
 
 
 Builder = Callable[[BuildContext, Mapping[str, Any]], CredentialFetcher]
@@ -93,7 +115,16 @@ def _build_custom(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFe
 
 
 def _build_default(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    return ctx.source_fetcher()
+    """The source credentials themselves: explicit keys, a role profile through aiorefresh's
+    fetchers (``mfa_token_provider`` for its ``mfa_serial``), or aiobotocore's chain."""
+    if options.get("mfa_token_provider_kwargs") is not None and not options.get(
+        "mfa_token_provider"
+    ):
+        raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
+    return ctx.source_fetcher(
+        mfa_token_provider=options.get("mfa_token_provider"),
+        mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+    )
 
 
 def _sts_client_kwargs(ctx: BuildContext, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +149,7 @@ def _build_sts(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetch
         mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
         clock=ctx.clock,
         profile_name=ctx.profile_name,
+        credential_cache=ctx.credential_cache,
     )
 
 
@@ -186,7 +218,13 @@ METHODS: dict[str, Method] = {
             False,
             _build_custom,
         ),
-        Method("default", (), (), True, _build_default),
+        Method(
+            "default",
+            ("mfa_token_provider", "mfa_token_provider_kwargs"),
+            (),
+            True,
+            _build_default,
+        ),
         Method(
             "sts", ("assume_role_kwargs", *_STS_OPTIONS), ("assume_role_kwargs",), True, _build_sts
         ),

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from ._types import Clock, CredentialFetcher, TemporaryCredentials
+from ._types import Clock, CredentialCache, CredentialFetcher, TemporaryCredentials
 from ._util import check_bool, check_seconds, utc_now
 from .errors import ConfigurationError, ValidationError
 
@@ -225,7 +225,7 @@ class SessionOptions(TypedDict, total=False):
     retry_on_expired_token: NotRequired[bool]
     clock: NotRequired[Clock | None]
     on_refresh: NotRequired[Callable[[RefreshEvent], object] | None]
-    credential_cache: NotRequired[Any]
+    credential_cache: NotRequired[CredentialCache | None]
     max_clients: NotRequired[int | None]
     eviction_policy: NotRequired[EvictionPolicy]
     idle_timeout: NotRequired[float | None]

@@ -145,7 +145,7 @@ class _Partition(LoopScope, Generic[K, V]):
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # nothing may escape __del__
-            self.report("left when the pool or its event loop was dropped")
+            self.report("of a dropped pool or event loop")
 
 
 _RELEASED: Any = object()  # a lease's entry once it was given back

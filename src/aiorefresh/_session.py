@@ -13,12 +13,13 @@ import logging
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore, _fanout
+from . import _aiobotocore, _fanout, _handoff, _identity, _profiles
+from ._cache import check_credential_cache
+from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
 from ._loops import LoopScope, PerLoop
@@ -42,7 +43,6 @@ from .errors import (
 )
 from .fetchers.chain import ChainFetcher, StaticFetcher
 from .mfa import MFATokenProviderLike
-from .pool import ClientPool
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
     from typing import Unpack
@@ -51,6 +51,8 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     import os
+    from datetime import datetime
+    from pathlib import Path
 
     from .fetchers.iot import PEMSource
 
@@ -83,6 +85,8 @@ class RefreshableSession(Aioboto3Calls):
         aws_account_id: str | None = None,
         *,
         method: Literal["default"] | None = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None: ...
     @overload
@@ -300,11 +304,7 @@ class RefreshableSession(Aioboto3Calls):
             aws_account_id,
         )
         check_bool("botocore_session_owner", botocore_session_owner)
-        if credential_cache is not None:
-            raise ConfigurationError(
-                "credential_cache is not supported yet (it arrives with the AWS CLI cache); "
-                "pass None"
-            )
+        self._credential_cache = check_credential_cache(credential_cache)
         if http_backend not in (None, "aiohttp"):
             raise ConfigurationError(
                 f"http_backend must be None or 'aiohttp' in this release, got {http_backend!r}"
@@ -370,6 +370,7 @@ class RefreshableSession(Aioboto3Calls):
                 clock=refresh.clock,
                 source_fetcher=self._source_fetcher,
                 source=self._source_engine,
+                credential_cache=self._credential_cache,
             )
             fetcher = METHODS[self.method].build(context, given)
         self._fetcher = fetcher
@@ -406,12 +407,37 @@ class RefreshableSession(Aioboto3Calls):
 
     # -- sources ---------------------------------------------------------------------------
 
-    def _source_fetcher(self) -> CredentialFetcher:
-        """The explicit keys, the adopted session's credentials, or the default chain."""
-        if self._source_keys is not None:
-            return StaticFetcher(*self._source_keys)
+    def _source_fetcher(
+        self,
+        *,
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+    ) -> CredentialFetcher:
+        """The explicit keys, the adopted session's credentials, a role profile's chain of
+        aiorefresh fetchers (its ``mfa_serial`` answered by ``mfa_token_provider``), or the
+        default chain."""
         adopted = self._adopted.original_credentials if self._adopted is not None else None
         profile, region = self._profile_name, self._explicit_region
+        role = None
+        if self._source_keys is None and adopted is None:
+            role = _profiles.load_role_profile(
+                self._aiosession, self.profile_name, explicit=profile is not None
+            )
+        if role is not None:
+            return _profiles.build_role_fetcher(
+                role,
+                refresh=self._refresh,
+                owned_engines=self._owned_engines,
+                credential_cache=self._credential_cache,
+                region_name=region,
+                profile_name=profile,
+                mfa_token_provider=mfa_token_provider,
+                mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+            )
+        if mfa_token_provider is not None or mfa_token_provider_kwargs is not None:
+            raise _profiles.unused_mfa_provider(self.profile_name)
+        if self._source_keys is not None:
+            return StaticFetcher(*self._source_keys)
 
         def chain_session() -> AioSession:
             session = _aiobotocore.new_session(profile_name=profile, region_name=region)
@@ -434,8 +460,8 @@ class RefreshableSession(Aioboto3Calls):
     def _refuse_prompt(self, prompt: str) -> str:
         raise NonRecoverableMFAError(
             f"profile {self.profile_name!r} asks for an MFA code ({prompt.strip().rstrip(':')}); "
-            "aiorefresh never blocks the event loop on a prompt: use method='sts' with "
-            "assume_role_kwargs (RoleArn, SerialNumber) and mfa_token_provider instead"
+            "aiorefresh never blocks the event loop on a prompt: pass mfa_token_provider= "
+            "(a command or coroutine that returns the code)"
         )
 
     # -- credentials -----------------------------------------------------------------------
@@ -489,30 +515,6 @@ class RefreshableSession(Aioboto3Calls):
         params = getattr(self._fetcher, "params", None)
         return dict(params) if self.method == "sts" and isinstance(params, Mapping) else {}
 
-    # -- identity --------------------------------------------------------------------------
-
-    async def whoami(self) -> Identity:
-        """Who the session's credentials are (STS GetCallerIdentity), cached until they change."""
-        creds = await self._engine.get()
-        cached = self._identity
-        if cached is not None and cached[0] == creds.access_key:
-            return cached[1]
-        async with self._identity_locks.get():  # one GetCallerIdentity however many ask
-            cached = self._identity
-            if cached is not None and cached[0] == creds.access_key:
-                return cached[1]
-            async with self.client("sts") as sts:
-                answer = await sts.get_caller_identity()
-            identity = Identity(
-                account_id=answer["Account"], arn=answer["Arn"], user_id=answer["UserId"]
-            )
-            self._identity = (creds.access_key, identity)
-            return identity
-
-    async def get_identity(self) -> Identity:
-        """The same as `whoami` (the name boto3-refresh-session users know)."""
-        return await self.whoami()
-
     # -- role chaining ---------------------------------------------------------------------
 
     async def assume_role(
@@ -546,6 +548,7 @@ class RefreshableSession(Aioboto3Calls):
             mfa_token_provider_kwargs=mfa_token_provider_kwargs,
             clock=self._refresh.clock,
             profile_name=self._profile_name,
+            credential_cache=self._credential_cache,
         )
         cap_chained_duration(fetcher.params)
         child = RefreshableSession._child(self, fetcher)
@@ -643,6 +646,85 @@ class RefreshableSession(Aioboto3Calls):
         state = "closed" if self.closed else "open"
         return f"<RefreshableSession method={self.method!r} {state}>"
 
+    # -- identity, state and hand-off (see _identity.py, _handoff.py) --
+
+    async def whoami(self) -> Identity:
+        """Who the credentials are (STS GetCallerIdentity), asked once per access key."""
+        return await _identity.whoami(self)
+
+    async def get_identity(self) -> Identity:
+        """The same as `whoami` (the name boto3-refresh-session users know)."""
+        return await _identity.whoami(self)
+
+    async def account_alias(self) -> str | None:
+        """The account's alias (IAM ListAccountAliases, on each call), or ``None``."""
+        return await _identity.account_alias(self)
+
+    async def print_who_am_i(self, masked: bool = True) -> None:
+        """Write account, alias, principal, region and expiry to stdout, ids masked."""
+        await _identity.print_who_am_i(self, masked)
+
+    @property
+    def aws_region(self) -> str | None:
+        """`region_name` under boto-session-manager's name."""
+        return self.region_name
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """When the held credentials expire, without I/O; ``None`` before the first fetch."""
+        return _identity.expiry_time(self)
+
+    def is_expired(self, delta: float = 0) -> bool:
+        """Whether ``delta`` seconds or fewer remain (or nothing was fetched), without I/O."""
+        return _identity.is_expired(self, delta)
+
+    async def clear_cache(self) -> None:
+        """Drop this loop's pooled clients (closed as their leases end) and the identity."""
+        await _identity.clear_cache(self)
+
+    async def environ(self, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A new dict of ``AWS_*`` variables for a subprocess's ``env=``; changes nothing global.
+        ``base`` (say ``os.environ``) is copied under them, minus ``AWS_PROFILE`` and the like."""
+        return await _handoff.environ(self, base=base)
+
+    def awscli(self) -> contextlib.AbstractAsyncContextManager[dict[str, str]]:
+        """Set those variables in ``os.environ`` for an ``async with`` block, restored exactly
+        after; process-global (overlapping blocks warn): prefer `environ`."""
+        return _handoff.awscli(self)
+
+    async def to_snapshot(self) -> dict[str, Any]:
+        """The current keys, region and expiry as a JSON-ready dict; it holds secrets."""
+        return await _handoff.to_snapshot(self)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: Mapping[str, Any],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """A session with a snapshot's static keys; after they expire, `CredentialRefreshError`."""
+        return _handoff.from_snapshot(cls, snapshot, region_name, dict(options))
+
+    @classmethod
+    def from_snapshot_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """`from_snapshot` of the JSON file at ``path`` (read at once, like a config file)."""
+        return _handoff.from_snapshot_file(cls, path, region_name, dict(options))
+
+    def temp_snapshot(
+        self, path: str | os.PathLike[str]
+    ) -> contextlib.AbstractAsyncContextManager[Path]:
+        """Write a snapshot file (mode 0600, a secret) for an ``async with`` block; removed
+        on exit, errors included."""
+        return _handoff.temp_snapshot(self, path)
+
     # -- fan-out (see _fanout.py) --
 
     async def fan_out(
@@ -683,7 +765,7 @@ class RefreshableSession(Aioboto3Calls):
         return_exceptions: bool = True,
         client_kwargs: Mapping[str, Any] | None = None,
         on_progress: Callable[[int, int], object] | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, T | Exception]]]:
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, T | Exception]]]:
         """`fan_out` as a stream: ``async with session.iter_fan_out(...) as results: async for
         region, result in results:`` as results complete; leaving the block early cancels the
         rest."""

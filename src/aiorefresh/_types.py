@@ -12,10 +12,12 @@ from .errors import CredentialRefreshError
 __all__ = [
     "AssumeRoleConfig",
     "Clock",
+    "CredentialCache",
     "CredentialFetcher",
     "Identity",
     "STSClientConfig",
     "TemporaryCredentials",
+    "mask_id",
 ]
 
 _MASK = "****"
@@ -166,6 +168,31 @@ class Identity:
         resource = self.arn.split(":", 5)[-1]
         return resource.split("/", 1)[1] if "/" in resource else resource
 
+    @property
+    def masked_account_id(self) -> str:
+        """The account id with its middle hidden (``12*******789``), for logs and screens."""
+        return mask_id(self.account_id)
+
+    @property
+    def masked_arn(self) -> str:
+        """The ARN with the account id masked wherever it appears in it."""
+        if not self.account_id:
+            return self.arn
+        return self.arn.replace(self.account_id, self.masked_account_id)
+
+    @property
+    def masked_user_id(self) -> str:
+        """The unique id with its middle hidden (``AR****************ion``)."""
+        return mask_id(self.user_id)
+
+
+def mask_id(value: str) -> str:
+    """``value`` with all but its first 2 and last 3 characters replaced by ``*`` (same
+    length); values under 8 characters are masked whole, so little of them shows."""
+    if len(value) < 8:
+        return "*" * len(value)
+    return f"{value[:2]}{'*' * (len(value) - 5)}{value[-3:]}"
+
 
 Clock = Callable[[], datetime]
 """A callable returning the current time as an aware ``datetime``; drives every expiry and
@@ -181,6 +208,29 @@ class CredentialFetcher(Protocol):
     """
 
     async def __call__(self) -> TemporaryCredentials: ...
+
+
+@runtime_checkable
+class CredentialCache(Protocol):
+    """Where assumed-role credentials are kept between refreshes, sessions and processes.
+
+    Values are JSON-compatible mappings in the AWS CLI's layout (``{"Credentials":
+    {"AccessKeyId": ..., "SecretAccessKey": ..., "SessionToken": ..., "Expiration": ...}}``);
+    keys are the AWS CLI's (a SHA-1 of the AssumeRole parameters). `MemoryCache` and
+    `JSONFileCache` implement it; a shared store (Redis, a database) can too.
+    """
+
+    async def get(self, key: str) -> Mapping[str, Any] | None:
+        """The entry stored under ``key``, or ``None`` (missing or unreadable)."""
+        ...
+
+    async def set(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (nothing happens if it is missing)."""
+        ...
 
 
 class _PolicyDescriptor(TypedDict):

@@ -27,6 +27,7 @@ RefreshableSession(
     method="iot", role_alias="edge", certificate="cert.pem", private_key="key.pem", thing_name="t"
 )
 RefreshableSession(fetcher=fetch)  # a coroutine function is a fetcher too
+RefreshableSession(profile_name="crossaccount", mfa_token_provider=["ykman", "oath", "code"])
 
 # rejected: options of another method, wrong shapes
 RefreshableSession(method="iot", assume_role_kwargs=ROLE)  # type: ignore[call-overload]

@@ -8,19 +8,27 @@ user gets from ``session.client("sts")``. Options are checked by `._sts_options`
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .. import _aiobotocore
-from .._types import Clock, TemporaryCredentials
-from .._util import call_user
+from .._cache import (
+    MIN_REMAINING,
+    assume_role_cache_key,
+    credentials_from_entry,
+    entry_from_credentials,
+)
+from .._types import Clock, CredentialCache, TemporaryCredentials
+from .._util import call_user, utc_now
 from ..errors import (
     ConfigurationError,
     CredentialRefreshError,
@@ -153,6 +161,8 @@ class _MFA:
         elif provider_kwargs is not None:
             raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
         self._used_static = False
+        self.required_message: str | None = None
+        """What to say when a code is needed and there is none (instead of the generic hint)."""
 
     async def code(self) -> str | None:
         if self._serial is None:
@@ -163,8 +173,9 @@ class _MFA:
             self._used_static = True
             return self._static
         raise NonRecoverableMFAError(
-            "this refresh needs a new MFA code: a static TokenCode serves the first call only; "
-            "pass mfa_token_provider to refresh MFA-protected credentials"
+            self.required_message
+            or "this refresh needs a new MFA code: a static TokenCode serves the first call "
+            "only; pass mfa_token_provider to refresh MFA-protected credentials"
         )
 
 
@@ -212,13 +223,108 @@ class AssumeRoleFetcher(_MFAFetcher):
     """STS AssumeRole, asking the MFA provider for a code on every call when MFA is required.
 
     ``source`` is the engine whose credentials call STS (a parent session's, for chaining).
+    With ``credential_cache``, the entry under the AWS CLI's key for these parameters
+    (``cache_key``) is tried before STS is called and before an MFA code is asked for, and
+    every answer is stored there. An entry is used only while it has a minute or more left
+    and is newer than what this fetcher handed out last: a second process, or the AWS CLI,
+    reuses credentials one of them got with an MFA code, while ``refresh()`` and an
+    ExpiredToken answer still make a new AssumeRole. ``mfa_required_message`` replaces the
+    error text for "an MFA code is needed and there is no provider".
     """
 
     action = "AssumeRole"
     parameter = "assume_role_kwargs"
 
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        source: RefreshEngine | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        mfa_token_provider: Any = None,
+        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+        profile_name: str | None = None,
+        credential_cache: CredentialCache | None = None,
+        mfa_required_message: str | None = None,
+    ) -> None:
+        named = isinstance(params, Mapping) and params.get("RoleSessionName") is not None
+        super().__init__(
+            params,
+            source=source,
+            client_kwargs=client_kwargs,
+            mfa_token_provider=mfa_token_provider,
+            mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+            clock=clock,
+            profile_name=profile_name,
+        )
+        self.cache_key = assume_role_cache_key(self.params, generated_name=not named)
+        """The AWS CLI's cache key for these parameters (a generated session name left out)."""
+        self.credential_cache = credential_cache
+        """Where answers are kept and looked up first (``None``: nowhere)."""
+        self._mfa.required_message = mfa_required_message
+        self._clock: Clock = clock or utc_now
+        self._handed_out: collections.deque[str] = collections.deque(maxlen=8)
+        self._newest: datetime | None = None
+
     def _validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_assume_role_kwargs(params)
+
+    async def __call__(self) -> TemporaryCredentials:
+        cached = await self._from_cache()
+        if cached is not None:
+            return cached
+        creds = await super().__call__()
+        self._hand_out(creds)
+        await self._store(creds)
+        return creds
+
+    def _hand_out(self, creds: TemporaryCredentials) -> None:
+        self._handed_out.append(creds.access_key)
+        if self._newest is None or creds.expiry_time > self._newest:
+            self._newest = creds.expiry_time
+
+    async def _from_cache(self) -> TemporaryCredentials | None:
+        cache = self.credential_cache
+        if cache is None:
+            return None
+        try:
+            entry = await cache.get(self.cache_key)
+        except Exception as exc:
+            logger.warning("%r: reading the credential cache failed (%s)", self, _reason(exc))
+            return None
+        if entry is None:
+            return None
+        creds = credentials_from_entry(entry, key=self.cache_key)
+        if creds is None:
+            return None
+        if creds.expiry_time - self._clock() < MIN_REMAINING:
+            logger.debug("%r: the cached credentials are too close to expiry", self)
+            return None
+        if creds.access_key in self._handed_out or (
+            self._newest is not None and creds.expiry_time <= self._newest
+        ):
+            return None  # what we handed out already: a refresh wants new credentials
+        self._hand_out(creds)
+        logger.debug("%r: credentials from cache entry %s", self, self.cache_key)
+        return creds
+
+    async def _store(self, creds: TemporaryCredentials) -> None:
+        cache = self.credential_cache
+        if cache is None:
+            return
+        try:
+            await cache.set(self.cache_key, entry_from_credentials(creds))
+        except Exception as exc:
+            logger.warning(
+                "%r: storing credentials in the credential cache failed (%s)", self, _reason(exc)
+            )
+
+
+def _reason(exc: BaseException) -> str:
+    """A cache failure in words that cannot hold cached content: the type, an OS reason."""
+    strerror = getattr(exc, "strerror", None)
+    return f"{type(exc).__name__}: {strerror}" if isinstance(strerror, str) else type(exc).__name__
 
 
 class SessionTokenFetcher(_MFAFetcher):
