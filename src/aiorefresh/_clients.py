@@ -240,6 +240,10 @@ class ClientPool:
         _, key, create = self._ticket(raw)
         return await self._pool.pin(key, create=create)
 
+    def clear_nowait(self) -> None:
+        """Like `clear`, without waiting for the unleased clients to finish closing."""
+        self._pool.clear_nowait()
+
     async def clear(self) -> None:
         """Close this loop's clients: unleased ones now, leased ones when released.
 

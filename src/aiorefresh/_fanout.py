@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -402,3 +402,60 @@ def iter_fan_out(
             on_progress,
         )
     )
+
+
+class FanOutCalls:
+    """`fan_out` and `iter_fan_out` on a session; mixed into `RefreshableSession`."""
+
+    async def fan_out(
+        self,
+        service: str,
+        regions: Iterable[str] | Literal["all"],
+        fn: Callable[[Any, str], Awaitable[T]],
+        *,
+        concurrency: int = 32,
+        return_exceptions: bool = True,
+        client_kwargs: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, T | Exception]:
+        """``await fn(client, region)`` for every region, at most ``concurrency`` at once, each
+        on the pooled client of ``service`` leased for its region; ``{region: result or
+        exception}`` in input order. ``regions="all"``: every region ``service`` is offered in
+        for the session's partition. With ``return_exceptions=False`` the first failure cancels
+        the rest and raises (in an ``ExceptionGroup``). ``on_progress(done, total)`` (a function
+        or an async function) is called as results arrive."""
+        return await fan_out(
+            cast("RefreshableSession", self),
+            service,
+            regions,
+            fn,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            client_kwargs=client_kwargs,
+            on_progress=on_progress,
+        )
+
+    def iter_fan_out(
+        self,
+        service: str,
+        regions: Iterable[str] | Literal["all"],
+        fn: Callable[[Any, str], Awaitable[T]],
+        *,
+        concurrency: int = 32,
+        return_exceptions: bool = True,
+        client_kwargs: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, T | Exception]]]:
+        """`fan_out` as a stream: ``async with session.iter_fan_out(...) as results: async for
+        region, result in results:`` as results complete; leaving the block early cancels the
+        rest."""
+        return iter_fan_out(
+            cast("RefreshableSession", self),
+            service,
+            regions,
+            fn,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            client_kwargs=client_kwargs,
+            on_progress=on_progress,
+        )

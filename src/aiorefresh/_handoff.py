@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -31,7 +32,13 @@ from ._types import Clock, TemporaryCredentials, parse_expiry
 from ._util import check_optional_str, utc_now
 from .errors import ConfigurationError, CredentialRefreshError, ValidationError
 
+if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
 if TYPE_CHECKING:
+    from ._options import SessionOptions
     from ._session import RefreshableSession
 
 __all__ = [
@@ -380,3 +387,55 @@ def _write_private(target: Path, data: bytes, written: list[Path]) -> None:
 def _remove(target: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         target.unlink()
+
+
+class HandoffCalls:
+    """The session's hand-off calls: environments for subprocesses and snapshots; mixed into
+    `RefreshableSession`."""
+
+    async def environ(self, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A new dict of ``AWS_*`` variables for a subprocess's ``env=``; changes nothing global.
+        ``base`` (say ``os.environ``) is copied under them, minus ``AWS_PROFILE`` and the like."""
+        return await environ(cast("RefreshableSession", self), base=base)
+
+    def awscli(self) -> contextlib.AbstractAsyncContextManager[dict[str, str]]:
+        """Set those variables in ``os.environ`` for an ``async with`` block, restored exactly
+        after; process-global (overlapping blocks warn): prefer `environ`."""
+        return awscli(cast("RefreshableSession", self))
+
+    async def to_snapshot(self) -> dict[str, Any]:
+        """The current keys, region and expiry as a JSON-ready dict; it holds secrets."""
+        return await to_snapshot(cast("RefreshableSession", self))
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: Mapping[str, Any],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """A session with a snapshot's static keys; after they expire, `CredentialRefreshError`."""
+        return from_snapshot(
+            cast("type[RefreshableSession]", cls), snapshot, region_name, dict(options)
+        )
+
+    @classmethod
+    def from_snapshot_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        region_name: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> RefreshableSession:
+        """`from_snapshot` of the JSON file at ``path`` (read at once, like a config file)."""
+        return from_snapshot_file(
+            cast("type[RefreshableSession]", cls), path, region_name, dict(options)
+        )
+
+    def temp_snapshot(
+        self, path: str | os.PathLike[str]
+    ) -> contextlib.AbstractAsyncContextManager[Path]:
+        """Write a snapshot file (mode 0600, a secret) for an ``async with`` block; removed
+        on exit, errors included."""
+        return temp_snapshot(cast("RefreshableSession", self), path)

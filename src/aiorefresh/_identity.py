@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
@@ -115,11 +115,50 @@ def is_expired(session: RefreshableSession, delta: float = 0) -> bool:
     return session.clock() >= expiry - timedelta(seconds=seconds)
 
 
-async def clear_cache(session: RefreshableSession) -> None:
+def clear_cache(session: RefreshableSession) -> None:
     """Forget the cached identity and drop this event loop's pooled clients.
 
     Unleased clients close now, leased ones when their lease ends; pinned clients (from
     ``get_client``) stay with their holders. The credentials are kept: `invalidate` drops them.
     """
     session._identity = None
-    await session.pool.clear()
+    session.pool.clear_nowait()
+
+
+class IdentityCalls:
+    """The session's identity and state calls (boto-session-manager's names, no I/O where
+    none is needed); mixed into `RefreshableSession`."""
+
+    async def whoami(self) -> Identity:
+        """Who the credentials are (STS GetCallerIdentity), asked once per access key."""
+        return await whoami(cast("RefreshableSession", self))
+
+    async def get_identity(self) -> Identity:
+        """The same as `whoami` (the name boto3-refresh-session users know)."""
+        return await whoami(cast("RefreshableSession", self))
+
+    async def account_alias(self) -> str | None:
+        """The account's alias (IAM ListAccountAliases, on each call), or ``None``."""
+        return await account_alias(cast("RefreshableSession", self))
+
+    async def print_who_am_i(self, masked: bool = True) -> None:
+        """Write account, alias, principal, region and expiry to stdout, ids masked."""
+        await print_who_am_i(cast("RefreshableSession", self), masked)
+
+    @property
+    def aws_region(self) -> str | None:
+        """`region_name` under boto-session-manager's name."""
+        return cast("RefreshableSession", self).region_name
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """When the held credentials expire, without I/O; ``None`` before the first fetch."""
+        return expiry_time(cast("RefreshableSession", self))
+
+    def is_expired(self, delta: float = 0) -> bool:
+        """Whether ``delta`` seconds or fewer remain (or nothing was fetched), without I/O."""
+        return is_expired(cast("RefreshableSession", self), delta)
+
+    def clear_cache(self) -> None:
+        """Drop this loop's pooled clients (closed as their leases end) and the identity."""
+        clear_cache(cast("RefreshableSession", self))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._types import Clock, CredentialCache, CredentialFetcher, TemporaryCredentials
-from ._util import check_bool, check_seconds, utc_now
+from ._util import check_bool, check_optional_str, check_seconds, utc_now
 from .errors import ConfigurationError, ValidationError
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
@@ -233,3 +234,60 @@ class SessionOptions(TypedDict, total=False):
     default_client_kwargs: NotRequired[Mapping[str, Any] | None]
     botocore_session_owner: NotRequired[bool]
     http_backend: NotRequired[str | None]
+
+
+def warn_if_endpoints_differ(sts_kwargs: object, pool: PoolOptions) -> None:
+    """Credentials come from one STS endpoint and clients go to another: say so, once."""
+    if not isinstance(sts_kwargs, Mapping) or not sts_kwargs.get("endpoint_url"):
+        return
+    if (pool.default_client_kwargs or {}).get("endpoint_url"):
+        return
+    warnings.warn(
+        "sts_client_kwargs sets endpoint_url but default_client_kwargs does not: credentials "
+        "come from that endpoint while whoami(), client('sts') and the ExpiredToken retry "
+        "use AWS's; set default_client_kwargs={'endpoint_url': ...} too if that is not meant",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def check_session_arguments(
+    aws_access_key_id: object,
+    aws_secret_access_key: object,
+    aws_session_token: object,
+    region_name: object,
+    botocore_session: object,
+    profile_name: object,
+    aws_account_id: object,
+) -> tuple[str, str, str | None, str | None] | None:
+    """aioboto3.Session's own arguments, checked; returns the explicit keys, if any."""
+    for name, value in (
+        ("aws_access_key_id", aws_access_key_id),
+        ("aws_secret_access_key", aws_secret_access_key),
+        ("aws_session_token", aws_session_token),
+        ("region_name", region_name),
+        ("profile_name", profile_name),
+        ("aws_account_id", aws_account_id),
+    ):
+        check_optional_str(name, value)
+    if (aws_access_key_id is None) != (aws_secret_access_key is None):
+        raise ConfigurationError(
+            "aws_access_key_id and aws_secret_access_key must be given together"
+        )
+    if aws_access_key_id is None and (aws_session_token is not None or aws_account_id is not None):
+        extra = "aws_session_token" if aws_session_token is not None else "aws_account_id"
+        raise ConfigurationError(
+            f"{extra} needs aws_access_key_id and aws_secret_access_key (it belongs to them)"
+        )
+    from aiobotocore.session import AioSession
+
+    if botocore_session is not None and not isinstance(botocore_session, AioSession):
+        raise ValidationError(
+            "botocore_session must be an aiobotocore.session.AioSession, got "
+            f"{type(botocore_session).__name__}"
+        )
+    if aws_access_key_id is None:
+        return None
+    token = aws_session_token if isinstance(aws_session_token, str) else None
+    account = aws_account_id if isinstance(aws_account_id, str) else None
+    return (str(aws_access_key_id), str(aws_secret_access_key), token, account)

@@ -9,8 +9,7 @@ knows nothing of what it holds (clients for `ClientPool`, child sessions for a f
 - Creation is single flight: waiters hold their lease; a failure reaches each waiter as its
   own copy; a cancelled creator hands the creation to a waiter.
 - Each event loop has its own partition (a `LoopScope`), closed by ``aclose()`` there or when
-  the loop shuts down; values are closed in tasks of the pool, never in a caller's cancel.
-"""
+  the loop shuts down; values are closed in tasks of the pool, never in a caller's cancel."""
 
 from __future__ import annotations
 
@@ -136,12 +135,8 @@ class _Partition(LoopScope, Generic[K, V]):
         leaked, self.live = len(self.live), set()  # once: they are beyond closing now
         if leaked:
             name, noun = self.pool._name, self.pool._noun
-            warnings.warn(
-                f"{name}: {leaked} {noun}(s) {where} were never closed; await the pool's "
-                "aclose() on each event loop before the loop ends",
-                ResourceWarning,
-                stacklevel=3,
-            )
+            message = f"{name}: {leaked} {noun}(s) {where} were never closed; await the pool's"
+            warnings.warn(f"{message} aclose() on each loop before it ends", ResourceWarning, 3)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # nothing may escape __del__
@@ -276,8 +271,9 @@ class LeasePool(Generic[K, V]):
         self._release(part, entry)
         return entry.value
 
-    async def clear(self) -> None:
-        """Close this loop's unpinned values: unleased ones now, leased ones when released."""
+    def clear_nowait(self) -> list[asyncio.Task[None]]:
+        """Retire this loop's unpinned values: unleased ones close now (the returned tasks),
+        leased ones when released; none is reused."""
         part = self._parts.get()
         tasks = []
         for entry in [e for e in part.index.values() if not e.pinned]:
@@ -286,8 +282,11 @@ class LeasePool(Generic[K, V]):
             if entry.leases == 0 and entry.state == _READY:
                 tasks.append(self._close_soon(part, entry))
         part.retired.clear()  # still leased: they close at release and are not reused
-        if tasks:
-            await asyncio.wait(tasks)
+        return tasks
+
+    async def clear(self) -> None:
+        """`clear_nowait`, then wait until the unleased values are closed."""
+        await asyncio.gather(*self.clear_nowait())
 
     async def aclose(self) -> None:
         """Close this loop's partition; then `Lease` and `pin` raise `SessionClosedError` here.

@@ -11,20 +11,29 @@ import asyncio
 import contextlib
 import logging
 import sys
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore, _fanout, _handoff, _identity, _profiles
+from . import _aiobotocore, _profiles
 from ._cache import check_credential_cache
+from ._chaining import ChainingCalls
 from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
+from ._fanout import FanOutCalls
+from ._handoff import HandoffCalls
+from ._identity import IdentityCalls
 from ._loops import LoopScope, PerLoop
 from ._methods import METHODS, BuildContext, choose_method, given_options
-from ._options import PoolOptions, RefreshOptions, SessionOptions
+from ._options import (
+    PoolOptions,
+    RefreshOptions,
+    SessionOptions,
+    check_session_arguments,
+    warn_if_endpoints_differ,
+)
 from ._types import (
     AssumeRoleConfig,
     Clock,
@@ -33,7 +42,7 @@ from ._types import (
     STSClientConfig,
     TemporaryCredentials,
 )
-from ._util import check_bool, check_optional_str
+from ._util import check_bool
 from .errors import (
     ConfigurationError,
     NoCredentialsFound,
@@ -51,8 +60,6 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     import os
-    from datetime import datetime
-    from pathlib import Path
 
     from .fetchers.iot import PEMSource
 
@@ -63,7 +70,7 @@ logger = logging.getLogger("aiorefresh")
 T = TypeVar("T")
 
 
-class RefreshableSession(Aioboto3Calls):
+class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCalls, FanOutCalls):
     """A drop-in for ``aioboto3.Session`` whose credentials refresh themselves.
 
     Use it with ``async with`` (or call `aclose` yourself). Clients come from a pool:
@@ -294,7 +301,7 @@ class RefreshableSession(Aioboto3Calls):
             close_timeout=close_timeout,
             default_client_kwargs=default_client_kwargs,
         )
-        keys = _check_session_arguments(
+        keys = check_session_arguments(
             aws_access_key_id,
             aws_secret_access_key,
             aws_session_token,
@@ -361,7 +368,7 @@ class RefreshableSession(Aioboto3Calls):
                 f"profile_name {profile_name!r} is not in the shared config or credentials "
                 "files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
             )
-        _warn_if_endpoints_differ(given.get("sts_client_kwargs"), pool_options)
+        warn_if_endpoints_differ(given.get("sts_client_kwargs"), pool_options)
         self._source: RefreshEngine | None = None
         if fetcher is None:
             context = BuildContext(
@@ -515,70 +522,6 @@ class RefreshableSession(Aioboto3Calls):
         params = getattr(self._fetcher, "params", None)
         return dict(params) if self.method == "sts" and isinstance(params, Mapping) else {}
 
-    # -- role chaining ---------------------------------------------------------------------
-
-    async def assume_role(
-        self,
-        RoleArn: str,
-        *,
-        sts_client_kwargs: STSClientConfig | Mapping[str, Any] | None = None,
-        mfa_token_provider: MFATokenProviderLike | None = None,
-        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
-        **assume_role_kwargs: Any,
-    ) -> RefreshableSession:
-        """A session for ``RoleArn`` whose source is this session's refreshing credentials.
-
-        Chains (A -> B -> C) keep renewing for as long as the process lives; AWS caps a chained
-        session at one hour, so a longer ``DurationSeconds`` is capped with a warning. The
-        child inherits the refresh and pool options; closing this session closes the child.
-        """
-        from .fetchers.sts import AssumeRoleFetcher, cap_chained_duration
-
-        self._check_open()
-        if sts_client_kwargs is None:
-            inherited = getattr(self._fetcher, "client_kwargs", None) or {}
-            sts_client_kwargs = {
-                k: v for k, v in inherited.items() if not k.startswith("aws_")
-            } or None
-        fetcher = AssumeRoleFetcher(
-            {"RoleArn": RoleArn, **assume_role_kwargs},
-            source=self._engine,
-            client_kwargs=_with_region(sts_client_kwargs, self._explicit_region),
-            mfa_token_provider=mfa_token_provider,
-            mfa_token_provider_kwargs=mfa_token_provider_kwargs,
-            clock=self._refresh.clock,
-            profile_name=self._profile_name,
-            credential_cache=self._credential_cache,
-        )
-        cap_chained_duration(fetcher.params)
-        child = RefreshableSession._child(self, fetcher)
-        self._children.add(child)
-        return child
-
-    @classmethod
-    def _child(cls, parent: RefreshableSession, fetcher: CredentialFetcher) -> RefreshableSession:
-        """A session over ``fetcher`` with the parent's options, region and profile."""
-        refresh, pool = parent._refresh, parent._pool_options
-        child = cls(
-            fetcher=fetcher,
-            region_name=parent._explicit_region or parent.region_name,
-            profile_name=parent._profile_name,
-            advisory_timeout=refresh.advisory_timeout,
-            mandatory_timeout=refresh.mandatory_timeout,
-            refresh_jitter=refresh.refresh_jitter,
-            refresh_timeout=refresh.refresh_timeout,
-            retry_on_expired_token=refresh.retry_on_expired_token,
-            clock=refresh.clock,
-            on_refresh=refresh.on_refresh,
-            max_clients=pool.max_clients,
-            eviction_policy=pool.eviction_policy,
-            idle_timeout=pool.idle_timeout,
-            close_timeout=pool.close_timeout,
-            default_client_kwargs=pool.default_client_kwargs,
-        )
-        child._parent = parent
-        return child
-
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -645,199 +588,3 @@ class RefreshableSession(Aioboto3Calls):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<RefreshableSession method={self.method!r} {state}>"
-
-    # -- identity, state and hand-off (see _identity.py, _handoff.py) --
-
-    async def whoami(self) -> Identity:
-        """Who the credentials are (STS GetCallerIdentity), asked once per access key."""
-        return await _identity.whoami(self)
-
-    async def get_identity(self) -> Identity:
-        """The same as `whoami` (the name boto3-refresh-session users know)."""
-        return await _identity.whoami(self)
-
-    async def account_alias(self) -> str | None:
-        """The account's alias (IAM ListAccountAliases, on each call), or ``None``."""
-        return await _identity.account_alias(self)
-
-    async def print_who_am_i(self, masked: bool = True) -> None:
-        """Write account, alias, principal, region and expiry to stdout, ids masked."""
-        await _identity.print_who_am_i(self, masked)
-
-    @property
-    def aws_region(self) -> str | None:
-        """`region_name` under boto-session-manager's name."""
-        return self.region_name
-
-    @property
-    def expiry_time(self) -> datetime | None:
-        """When the held credentials expire, without I/O; ``None`` before the first fetch."""
-        return _identity.expiry_time(self)
-
-    def is_expired(self, delta: float = 0) -> bool:
-        """Whether ``delta`` seconds or fewer remain (or nothing was fetched), without I/O."""
-        return _identity.is_expired(self, delta)
-
-    async def clear_cache(self) -> None:
-        """Drop this loop's pooled clients (closed as their leases end) and the identity."""
-        await _identity.clear_cache(self)
-
-    async def environ(self, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """A new dict of ``AWS_*`` variables for a subprocess's ``env=``; changes nothing global.
-        ``base`` (say ``os.environ``) is copied under them, minus ``AWS_PROFILE`` and the like."""
-        return await _handoff.environ(self, base=base)
-
-    def awscli(self) -> contextlib.AbstractAsyncContextManager[dict[str, str]]:
-        """Set those variables in ``os.environ`` for an ``async with`` block, restored exactly
-        after; process-global (overlapping blocks warn): prefer `environ`."""
-        return _handoff.awscli(self)
-
-    async def to_snapshot(self) -> dict[str, Any]:
-        """The current keys, region and expiry as a JSON-ready dict; it holds secrets."""
-        return await _handoff.to_snapshot(self)
-
-    @classmethod
-    def from_snapshot(
-        cls,
-        snapshot: Mapping[str, Any],
-        *,
-        region_name: str | None = None,
-        **options: Unpack[SessionOptions],
-    ) -> RefreshableSession:
-        """A session with a snapshot's static keys; after they expire, `CredentialRefreshError`."""
-        return _handoff.from_snapshot(cls, snapshot, region_name, dict(options))
-
-    @classmethod
-    def from_snapshot_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        region_name: str | None = None,
-        **options: Unpack[SessionOptions],
-    ) -> RefreshableSession:
-        """`from_snapshot` of the JSON file at ``path`` (read at once, like a config file)."""
-        return _handoff.from_snapshot_file(cls, path, region_name, dict(options))
-
-    def temp_snapshot(
-        self, path: str | os.PathLike[str]
-    ) -> contextlib.AbstractAsyncContextManager[Path]:
-        """Write a snapshot file (mode 0600, a secret) for an ``async with`` block; removed
-        on exit, errors included."""
-        return _handoff.temp_snapshot(self, path)
-
-    # -- fan-out (see _fanout.py) --
-
-    async def fan_out(
-        self,
-        service: str,
-        regions: Iterable[str] | Literal["all"],
-        fn: Callable[[Any, str], Awaitable[T]],
-        *,
-        concurrency: int = 32,
-        return_exceptions: bool = True,
-        client_kwargs: Mapping[str, Any] | None = None,
-        on_progress: Callable[[int, int], object] | None = None,
-    ) -> dict[str, T | Exception]:
-        """``await fn(client, region)`` for every region, at most ``concurrency`` at once, each
-        on the pooled client of ``service`` leased for its region; ``{region: result or
-        exception}`` in input order. ``regions="all"``: every region ``service`` is offered in
-        for the session's partition. With ``return_exceptions=False`` the first failure cancels
-        the rest and raises (in an ``ExceptionGroup``). ``on_progress(done, total)`` (a function
-        or an async function) is called as results arrive."""
-        return await _fanout.fan_out(
-            self,
-            service,
-            regions,
-            fn,
-            concurrency=concurrency,
-            return_exceptions=return_exceptions,
-            client_kwargs=client_kwargs,
-            on_progress=on_progress,
-        )
-
-    def iter_fan_out(
-        self,
-        service: str,
-        regions: Iterable[str] | Literal["all"],
-        fn: Callable[[Any, str], Awaitable[T]],
-        *,
-        concurrency: int = 32,
-        return_exceptions: bool = True,
-        client_kwargs: Mapping[str, Any] | None = None,
-        on_progress: Callable[[int, int], object] | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, T | Exception]]]:
-        """`fan_out` as a stream: ``async with session.iter_fan_out(...) as results: async for
-        region, result in results:`` as results complete; leaving the block early cancels the
-        rest."""
-        return _fanout.iter_fan_out(
-            self,
-            service,
-            regions,
-            fn,
-            concurrency=concurrency,
-            return_exceptions=return_exceptions,
-            client_kwargs=client_kwargs,
-            on_progress=on_progress,
-        )
-
-
-def _warn_if_endpoints_differ(sts_kwargs: object, pool: PoolOptions) -> None:
-    """Credentials come from one STS endpoint and clients go to another: say so, once."""
-    if not isinstance(sts_kwargs, Mapping) or not sts_kwargs.get("endpoint_url"):
-        return
-    if (pool.default_client_kwargs or {}).get("endpoint_url"):
-        return
-    warnings.warn(
-        "sts_client_kwargs sets endpoint_url but default_client_kwargs does not: credentials "
-        "come from that endpoint while whoami(), client('sts') and the ExpiredToken retry "
-        "use AWS's; set default_client_kwargs={'endpoint_url': ...} too if that is not meant",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def _with_region(kwargs: Mapping[str, Any] | None, region: str | None) -> dict[str, Any]:
-    result = dict(kwargs or {})
-    if region is not None:
-        result.setdefault("region_name", region)
-    return result
-
-
-def _check_session_arguments(
-    aws_access_key_id: object,
-    aws_secret_access_key: object,
-    aws_session_token: object,
-    region_name: object,
-    botocore_session: object,
-    profile_name: object,
-    aws_account_id: object,
-) -> tuple[str, str, str | None, str | None] | None:
-    """aioboto3.Session's own arguments, checked; returns the explicit keys, if any."""
-    for name, value in (
-        ("aws_access_key_id", aws_access_key_id),
-        ("aws_secret_access_key", aws_secret_access_key),
-        ("aws_session_token", aws_session_token),
-        ("region_name", region_name),
-        ("profile_name", profile_name),
-        ("aws_account_id", aws_account_id),
-    ):
-        check_optional_str(name, value)
-    if (aws_access_key_id is None) != (aws_secret_access_key is None):
-        raise ConfigurationError(
-            "aws_access_key_id and aws_secret_access_key must be given together"
-        )
-    if aws_access_key_id is None and (aws_session_token is not None or aws_account_id is not None):
-        extra = "aws_session_token" if aws_session_token is not None else "aws_account_id"
-        raise ConfigurationError(
-            f"{extra} needs aws_access_key_id and aws_secret_access_key (it belongs to them)"
-        )
-    if botocore_session is not None and not isinstance(botocore_session, AioSession):
-        raise ValidationError(
-            "botocore_session must be an aiobotocore.session.AioSession, got "
-            f"{type(botocore_session).__name__}"
-        )
-    if aws_access_key_id is None:
-        return None
-    token = aws_session_token if isinstance(aws_session_token, str) else None
-    account = aws_account_id if isinstance(aws_account_id, str) else None
-    return (str(aws_access_key_id), str(aws_secret_access_key), token, account)
