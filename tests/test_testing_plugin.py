@@ -1,4 +1,5 @@
-"""The pytest plugin: fixtures for any runner and loop scope, a sealed aws_env, debug-mode moto.
+"""The pytest plugin: fixtures for any runner and loop scope, a sealed aws_env, debug-mode moto,
+and refreshable_session: sessions pointed at moto, closed when the test ends.
 
 Runner and environment behaviour is checked in inner pytest sessions (``pytester``): in the
 same process where the outer test can see the environment afterwards, in a subprocess where
@@ -20,12 +21,15 @@ import aiohttp
 import pytest
 from aiobotocore.session import AioSession
 
-from aiorefresh.errors import ConfigurationError
+from aiorefresh import utc_now
+from aiorefresh.errors import ConfigurationError, ValidationError
 from aiorefresh.testing import (
     AWS_TEST_ENV,
+    CountingFetcher,
     FrozenClock,
     IoTCredentialsServer,
     MotoServer,
+    RefreshableSessionFactory,
     STSStandIn,
 )
 from aiorefresh.testing._moto import _single_server_header
@@ -317,3 +321,237 @@ def test_moto_server_it_cannot_fix_refuses_debug_mode_up_front(
 
     with pytest.raises(ConfigurationError, match="'Server' header twice"):
         _single_server_header(object())  # a moto whose WSGI app cannot be reached
+
+
+# ------------------------------------------------------------------- refreshable_session
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/app"
+
+
+def assume_role_on_moto(factory: RefreshableSessionFactory, **options: Any) -> Any:
+    """An STS session on moto; moto stamps credentials with the real time, so the clock is."""
+    options.setdefault("clock", FrozenClock(utc_now()))
+    return factory(method="sts", assume_role_kwargs={"RoleArn": ROLE_ARN}, **options)
+
+
+async def test_refreshable_session_assumes_the_role_on_moto_and_asks_moto_who_it_is(
+    refreshable_session: RefreshableSessionFactory,
+) -> None:
+    async with assume_role_on_moto(refreshable_session) as session:
+        identity = await session.whoami()
+
+    # moto issued the keys (private STS client) and recognised them (whoami's pooled client).
+    assert identity.arn.startswith("arn:aws:sts::123456789012:assumed-role/app/")
+
+
+async def test_refreshable_session_points_pooled_clients_at_moto(
+    refreshable_session: RefreshableSessionFactory, moto_server: MotoServer
+) -> None:
+    async with assume_role_on_moto(refreshable_session) as session:
+        async with session.client("s3") as s3:
+            await s3.create_bucket(Bucket="pooled-on-moto")
+            names = [b["Name"] for b in (await s3.list_buckets())["Buckets"]]
+
+    assert s3.meta.endpoint_url == moto_server.endpoint_url
+    assert "pooled-on-moto" in names
+
+
+async def test_refreshable_session_keeps_an_sts_endpoint_the_test_gives(
+    refreshable_session: RefreshableSessionFactory, sts_standin: STSStandIn
+) -> None:
+    async with refreshable_session(
+        method="sts",
+        assume_role_kwargs={"RoleArn": ROLE_ARN},
+        sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
+        clock=FrozenClock(),
+    ) as session:
+        await session.refreshable_credentials()
+
+    assert sts_standin.count("AssumeRole") == 1
+
+
+async def test_refreshable_session_keeps_client_options_the_test_gives(
+    refreshable_session: RefreshableSessionFactory, moto_server: MotoServer
+) -> None:
+    async with (
+        refreshable_session(default_client_kwargs={"region_name": "eu-west-1"}) as session,
+        session.client("s3") as s3,
+    ):
+        pass
+
+    assert (s3.meta.region_name, s3.meta.endpoint_url) == ("eu-west-1", moto_server.endpoint_url)
+
+
+async def test_refreshable_session_points_every_other_client_at_moto(
+    refreshable_session: RefreshableSessionFactory, moto_server: MotoServer
+) -> None:
+    async with AioSession().create_client("sqs") as plain:
+        pass
+
+    assert plain.meta.endpoint_url == moto_server.endpoint_url
+
+
+async def test_refreshable_session_takes_a_fetcher_and_points_its_clients_at_moto(
+    refreshable_session: RefreshableSessionFactory,
+    counting_fetcher: CountingFetcher,
+    moto_server: MotoServer,
+) -> None:
+    async with refreshable_session(fetcher=counting_fetcher) as session:
+        credentials = await session.refreshable_credentials()
+        async with session.client("s3") as s3:
+            await s3.list_buckets()
+
+    assert credentials.access_key == "ASIATEST000001"
+    assert s3.meta.endpoint_url == moto_server.endpoint_url
+
+
+async def test_refreshable_session_refuses_iot_without_an_endpoint(
+    refreshable_session: RefreshableSessionFactory, iot_server: IoTCredentialsServer
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"method='iot'\) needs endpoint="):
+        refreshable_session(
+            role_alias="aiorefresh-test",
+            certificate=iot_server.client_cert_pem,
+            private_key=iot_server.client_key_pem,
+            discover_endpoint=True,
+        )
+
+
+async def test_refreshable_session_leaves_bad_options_to_the_sessions_own_checks(
+    refreshable_session: RefreshableSessionFactory,
+) -> None:
+    with pytest.raises(ValidationError, match="sts_client_kwargs"):
+        refreshable_session(assume_role_kwargs={"RoleArn": ROLE_ARN}, sts_client_kwargs="moto")
+
+
+def test_refreshable_session_needs_the_tests_event_loop(
+    refreshable_session: RefreshableSessionFactory,
+) -> None:
+    with pytest.raises(ConfigurationError, match="refreshable_session fixture needs a running"):
+        refreshable_session()
+
+
+LEFT_OPEN = """
+import gc
+import weakref
+
+import aiohttp
+import pytest
+
+ROLE = {"RoleArn": "arn:aws:iam::123456789012:role/app"}
+SESSIONS = []
+BEFORE = weakref.WeakSet()
+
+
+def open_client_sessions():
+    gc.collect()
+    found = [o for o in gc.get_objects() if issubclass(type(o), aiohttp.ClientSession)]
+    return [session for session in found if not session.closed]
+
+
+async def use(session):
+    # AssumeRole on the private STS client, GetCallerIdentity and S3 on two pooled clients.
+    await session.whoami()
+    async with session.client("s3") as s3:
+        await s3.list_buckets()
+
+
+async def uses_sessions(refreshable_session, fail=False):
+    BEFORE.update(open_client_sessions())
+    left_open = refreshable_session(method="sts", assume_role_kwargs=ROLE)
+    SESSIONS.append(left_open)
+    await use(left_open)
+    async with refreshable_session(method="sts", assume_role_kwargs=ROLE) as closed:
+        SESSIONS.append(closed)
+        await use(closed)
+    assert not fail, "the test fails"
+
+
+def every_session_was_closed():
+    assert [session.closed for session in SESSIONS] == [True, True]
+    assert [session.pool.stats().closes for session in SESSIONS] == [2, 2]
+    assert [s for s in open_client_sessions() if s not in BEFORE] == []
+"""
+
+
+@pytest.mark.parametrize("loop_scope", ["function", "class", "module", "package", "session"])
+def test_refreshable_session_closes_sessions_at_the_end_of_pytest_asyncio_tests_of_any_loop_scope(
+    pytester: pytest.Pytester, loop_scope: str
+) -> None:
+    inner_session(
+        pytester,
+        LEFT_OPEN
+        + f"""
+
+class TestInner:
+    @pytest.mark.asyncio(loop_scope={loop_scope!r})
+    async def test_uses_sessions(self, refreshable_session):
+        await uses_sessions(refreshable_session)
+
+
+def test_every_session_was_closed():
+    every_session_was_closed()
+""",
+    )
+
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=strict")
+
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("loop_scope", ["function", "module"])
+def test_refreshable_session_closes_sessions_at_the_end_of_a_failing_test(
+    pytester: pytest.Pytester, loop_scope: str
+) -> None:
+    inner_session(
+        pytester,
+        LEFT_OPEN
+        + f"""
+
+@pytest.mark.asyncio(loop_scope={loop_scope!r})
+async def test_uses_sessions_and_fails(refreshable_session):
+    await uses_sessions(refreshable_session, fail=True)
+
+
+def test_every_session_was_closed():
+    every_session_was_closed()
+""",
+    )
+
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "asyncio_mode=auto")
+
+    result.assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.parametrize("backend_scope", ["function", "module"])
+@pytest.mark.parametrize(
+    "asyncio_plugin",
+    [("-p", "no:asyncio"), ("-o", "asyncio_mode=strict")],
+    ids=["anyio-alone", "beside-pytest-asyncio"],
+)
+def test_refreshable_session_closes_sessions_at_the_end_of_anyio_plugin_tests(
+    pytester: pytest.Pytester, asyncio_plugin: tuple[str, str], backend_scope: str
+) -> None:
+    inner_session(
+        pytester,
+        LEFT_OPEN
+        + f"""
+
+@pytest.fixture(scope={backend_scope!r})
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_uses_sessions(refreshable_session):
+    await uses_sessions(refreshable_session)
+
+
+def test_every_session_was_closed():
+    every_session_was_closed()
+""",
+    )
+
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *asyncio_plugin)
+
+    result.assert_outcomes(passed=2)

@@ -12,6 +12,7 @@ import contextlib
 
 from .__about__ import __version__
 from ._cache import JSONFileCache, MemoryCache
+from ._clients import ClientFactory, ClientPool, PoolStats
 from ._engine import RefreshEvent, RefreshStats
 from ._options import EvictionPolicy
 from ._session import RefreshableSession
@@ -44,13 +45,13 @@ from .fetchers.custom import CustomFetcher
 from .fetchers.iot import IoTConfig, IoTCredentialFetcher, PEMSource, validate_iot_options
 from .fetchers.sts import AssumeRoleFetcher, SessionTokenFetcher, WebIdentityFetcher
 from .mfa import make_mfa_provider
-from .pool import ClientPool, PoolStats
 
 __all__ = [
     "AiorefreshError",
     "AssumeRoleConfig",
     "AssumeRoleFetcher",
     "ChainFetcher",
+    "ClientFactory",
     "ClientPool",
     "Clock",
     "ConfigurationError",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession
 
     from . import _aiobotocore
-    from .pool import ClientPool
+    from ._clients import ClientPool
 
 __all__ = ["Aioboto3Calls"]
 

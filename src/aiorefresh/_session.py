@@ -19,6 +19,7 @@ from aiobotocore.session import AioSession
 
 from . import _aiobotocore, _handoff, _identity, _profiles
 from ._cache import check_credential_cache
+from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
 from ._loops import LoopScope, PerLoop
@@ -42,7 +43,6 @@ from .errors import (
 )
 from .fetchers.chain import ChainFetcher, StaticFetcher
 from .mfa import MFATokenProviderLike
-from .pool import ClientPool
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
     from typing import Unpack

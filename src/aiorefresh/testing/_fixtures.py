@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from .._loops import ShutdownHandle, on_loop_shutdown, running_loop
 from .._types import TemporaryCredentials
+from ..errors import AiorefreshError, ConfigurationError
 from ._iot import IoTCredentialsServer
 from ._moto import MotoServer
 from ._sts import STSStandIn
+
+if TYPE_CHECKING:
+    from .._session import RefreshableSession
 
 __all__ = [
     "AWS_TEST_ENV",
     "CountingFetcher",
     "FrozenClock",
     "MotoServer",
+    "RefreshableSessionFactory",
     "aws_env",
     "counting_fetcher",
     "frozen_clock",
     "iot_server",
     "moto_server",
+    "refreshable_session",
     "sts_standin",
 ]
 
@@ -170,3 +179,142 @@ def iot_server(frozen_clock: FrozenClock) -> Iterator[IoTCredentialsServer]:
 def counting_fetcher(frozen_clock: FrozenClock) -> CountingFetcher:
     """A custom fetcher on ``frozen_clock`` issuing one-hour credentials and counting calls."""
     return CountingFetcher(frozen_clock)
+
+
+# -- refreshable_session ------------------------------------------------------------------------
+
+_STS_METHODS = frozenset({"sts", "session_token", "web_identity"})
+"""The methods with a private STS client (``sts_client_kwargs``)."""
+
+_CLOSE_TIMEOUT = 60.0
+"""Seconds the fixture waits for a session to close on a loop running in another thread."""
+
+
+class RefreshableSessionFactory(Protocol):
+    """What the ``refreshable_session`` fixture gives: call it like ``RefreshableSession``."""
+
+    def __call__(self, **options: Any) -> RefreshableSession:
+        """A `RefreshableSession` of these options, pointed at ``moto_server``."""
+        ...
+
+
+class _SessionFactory:
+    """Builds sessions pointed at one endpoint and closes them when the test ends."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._made: list[tuple[RefreshableSession, asyncio.AbstractEventLoop, _Closer]] = []
+
+    def __call__(self, **options: Any) -> RefreshableSession:
+        from .._session import RefreshableSession
+
+        loop = running_loop("the refreshable_session fixture")
+        session = RefreshableSession(**self._pointed(options))
+        closer = _Closer(session, loop)
+        self._made.append((session, loop, closer))
+        return session
+
+    def _pointed(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the endpoint filled in wherever the test did not give one."""
+        endpoint = {"endpoint_url": self.endpoint_url}
+        options["default_client_kwargs"] = _with_defaults(
+            options.get("default_client_kwargs"), endpoint
+        )
+        method = _method_of(options)
+        if method in _STS_METHODS:
+            options["sts_client_kwargs"] = _with_defaults(
+                options.get("sts_client_kwargs"), endpoint
+            )
+        elif method == "iot" and options.get("endpoint") is None:
+            raise ConfigurationError(
+                "refreshable_session(method='iot') needs endpoint= (the iot_server fixture's "
+                "endpoint): discovering it would ask AWS's own IoT endpoint"
+            )
+        return options
+
+    def close_all(self) -> None:
+        """Close every session made, last first, on the loop it was made on."""
+        made, self._made = self._made, []
+        for session, loop, closer in reversed(made):
+            closer.close(session, loop)
+
+    def __repr__(self) -> str:
+        return f"<refreshable_session sessions={len(self._made)} endpoint={self.endpoint_url}>"
+
+
+class _Closer:
+    """Closes one session: on its loop's shutdown, or at the end of the test if that is sooner."""
+
+    def __init__(self, session: RefreshableSession, loop: asyncio.AbstractEventLoop) -> None:
+        self.ran = False
+
+        async def at_shutdown() -> None:
+            self.ran = True
+            await session.aclose()
+
+        self._handle: ShutdownHandle = on_loop_shutdown(at_shutdown, loop)
+
+    def close(self, session: RefreshableSession, loop: asyncio.AbstractEventLoop) -> None:
+        if loop.is_closed():
+            if not self.ran:
+                warnings.warn(
+                    f"refreshable_session could not close {session!r}: its event loop was "
+                    "closed without cancelling its tasks first (asyncio.run, asyncio.Runner "
+                    "and the pytest plugins do that)",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
+            return
+        self._handle.cancel()
+        if loop.is_running():  # in another thread: this one is in a fixture's teardown
+            future = asyncio.run_coroutine_threadsafe(session.aclose(), loop)
+            future.result(_CLOSE_TIMEOUT)
+        else:
+            loop.run_until_complete(session.aclose())
+
+
+def _with_defaults(given: object, defaults: Mapping[str, Any]) -> object:
+    """``given`` client options over ``defaults``; anything but a mapping is left to the
+    session's own checks."""
+    if given is None:
+        return dict(defaults)
+    if not isinstance(given, Mapping):
+        return given
+    return {**defaults, **given}
+
+
+def _method_of(options: Mapping[str, Any]) -> str | None:
+    """The credential method ``options`` select (``None``: a ``fetcher=``, or no valid one)."""
+    from .._methods import OPTION_DEFAULTS, choose_method, given_options
+
+    if options.get("fetcher") is not None:
+        return None
+    given = given_options({k: v for k, v in options.items() if k in OPTION_DEFAULTS})
+    try:
+        return choose_method(options.get("method"), given).name
+    except AiorefreshError:
+        return None  # the session raises the same error, naming the parameter
+
+
+@pytest.fixture
+def refreshable_session(
+    aws_env: Mapping[str, str], moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RefreshableSessionFactory]:
+    """A factory of sessions pointed at ``moto_server``, each closed when the test ends.
+
+    ``async with refreshable_session(method="sts", assume_role_kwargs=...) as session:``
+    takes `RefreshableSession`'s keywords. The private STS client (``sts_client_kwargs``),
+    ``whoami()`` and every pooled client (``default_client_kwargs``) use moto's endpoint
+    unless the test gives its own, and ``AWS_ENDPOINT_URL`` points any other client at moto
+    too, so nothing reaches AWS by omission. The environment is `aws_env`'s. Call it from
+    the test's event loop: whether the test used ``async with`` or not, passed or failed,
+    each session is closed on that loop when the test ends (or when the loop shuts down, if
+    that comes first). moto stamps credentials with the real time: give STS sessions the
+    default clock or a `FrozenClock` started at ``utc_now()``.
+    """
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    factory = _SessionFactory(moto_server.endpoint_url)
+    try:
+        yield factory
+    finally:
+        factory.close_all()
