@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs on 127.0.0.1 only: moto's server is started and stopped by the demo.",
     )
     demo.add_argument(
-        "--calls", type=int, default=3200, help="calls in the fan-out (default 3200, 16 regions)"
+        "--calls", type=int, default=2048, help="calls in the workload (default 2048, 16 regions)"
     )
     _debug_option(demo, default=argparse.SUPPRESS)
     session = _session_options()
