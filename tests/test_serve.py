@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +52,15 @@ async def fetch(
     ):
         body = await answer.json(content_type=None) if method != "HEAD" else None
         return answer.status, body
+
+
+async def arrived(condition: Callable[[], bool]) -> None:
+    """Wait (on real socket I/O, at most 30 s) until ``condition()`` holds."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the requests did not arrive")
 
 
 # -- what it answers ----------------------------------------------------------------------------
@@ -98,9 +107,7 @@ async def test_many_concurrent_requests_share_one_fetch(
 ) -> None:
     counting_fetcher.gate = asyncio.Event()
     requests = [asyncio.ensure_future(fetch(endpoint.url, endpoint.token)) for _ in range(100)]
-    while counting_fetcher.calls == 0:
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.05)  # let the other requests arrive while the fetch is held
+    await arrived(lambda: endpoint.waiting == 100)  # all of them, while the fetch is held
     counting_fetcher.gate.set()
     answers = await asyncio.gather(*requests)
     assert {status for status, _ in answers} == {200}
@@ -228,7 +235,10 @@ async def test_after_aclose_the_port_refuses_connections(session: RefreshableSes
     port = urlsplit(await endpoint.start()).port
     await endpoint.aclose()
     await endpoint.aclose()  # idempotent
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", port), timeout=5),
+    ):
         pass
 
 

@@ -500,6 +500,7 @@ def run_demo(calls: int = 2048) -> int:
     """Run the demo on stdout; returns the process exit status."""
     try:
         from rich.console import Console
+
         from .testing import AWS_TEST_ENV
     except ImportError as exc:
         sys.stderr.write(

@@ -89,6 +89,8 @@ class CredentialsEndpoint:
         """Requests answered with credentials."""
         self.refused = 0
         """Requests refused for a missing or wrong token."""
+        self.waiting = 0
+        """Requests waiting for the session's credentials now (a refresh is running)."""
 
     def __repr__(self) -> str:
         return f"CredentialsEndpoint({self.url or 'not started'!r}, served={self.served})"
@@ -149,11 +151,14 @@ class CredentialsEndpoint:
             return _error(404, "NotFound", f"the credentials are at {PATH}")
         if request.method != "GET":
             return _error(405, "MethodNotAllowed", "use GET")
+        self.waiting += 1
         try:
             creds = await self._session.refreshable_credentials()
         except AiorefreshError as exc:
             # Library messages never hold a secret; the child's SDK reports the failure.
             return _error(503, type(exc).__name__, str(exc))
+        finally:
+            self.waiting -= 1
         self.served += 1
         body: dict[str, Any] = {
             "AccessKeyId": creds.access_key,
