@@ -60,11 +60,11 @@ LIFETIME = 900  # DurationSeconds asked of STS: the shortest AWS grants
 CALLS_PER_TASK = 8  # calls one region task makes on its client, one after another
 FAN_OUTS_AT_ONCE = 2  # so 2 x 16 region tasks are in flight
 DEMO_SPAN = timedelta(hours=2)  # demo time that passes during one run
-FORCED_AT = (0.25, 0.5, 0.75)  # fractions of the calls after which a refresh is forced
+FORCED_AT = (0.3, 0.55, 0.8)  # fractions of the calls after which a refresh is forced
 
 
 def _say(console: Console, text: str = "") -> None:
-    console.print(text, highlight=False, soft_wrap=True)
+    console.print(text, highlight=False)
 
 
 # -- what is measured ---------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class Pace:
         total: int,
         clock: FrozenClock,
         run: Run,
-        advance: Callable[[], None],
+        advance: Callable[[Run], None],
         force: Callable[[], Awaitable[Any]],
     ) -> None:
         self.total = total
@@ -174,7 +174,7 @@ class Pace:
         self.run.latencies.append(now - started)
         self.run.calls += 1
         self.clock.advance(self.step)
-        self.advance()
+        self.advance(self.run)
         if self.marks and self.run.calls >= self.marks[0]:
             self.marks.pop(0)
             self.run.forced_in_flight.append(self.in_flight)
@@ -211,7 +211,7 @@ async def _rounds(rounds: int, one: Callable[[], Awaitable[int]]) -> int:
 
 
 async def with_aiorefresh(
-    endpoint: str, role_arn: str, rounds: int, clock: FrozenClock, tick: Callable[[], None]
+    endpoint: str, role_arn: str, rounds: int, clock: FrozenClock, tick: Callable[[Run], None]
 ) -> Run:
     """The workload through one `RefreshableSession`: ``session.fan_out`` per round."""
     from ._session import RefreshableSession
@@ -261,7 +261,7 @@ async def with_aiorefresh(
 
 
 async def the_naive_way(
-    endpoint: str, role_arn: str, rounds: int, clock: FrozenClock, tick: Callable[[], None]
+    endpoint: str, role_arn: str, rounds: int, clock: FrozenClock, tick: Callable[[Run], None]
 ) -> Run:
     """The same workload with plain aiobotocore: every region task creates its own client
     with the newest keys; new keys come only from the forced refreshes."""
@@ -352,10 +352,11 @@ def _progress(console: Console) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description:<26}"),
-        BarColumn(),
+        TextColumn("{task.description:<24}"),
+        BarColumn(bar_width=30),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[fetches]} fetches, {task.fields[expired]} sent expired"),
         console=console,
         disable=not console.is_terminal,
     )
@@ -425,24 +426,26 @@ async def _main(console: Console, calls: int) -> None:
     async with moto_server() as endpoint:
         role_arn = await _create_role(endpoint)
         step = DEMO_SPAN.total_seconds() / total
-        _say(
-            console,
-            f"[bold]aiorefresh demo[/] on moto's server at {endpoint}, in a child process of "
-            "its own (no AWS account)",
-        )
-        _say(console, f"  role      {role_arn}, created in moto's IAM")
-        _say(
-            console,
-            f"  keys      AssumeRole for {LIFETIME // 60}-minute credentials; the demo clock moves "
-            f"{step:.2f} s per call, so {DEMO_SPAN.total_seconds() / 3600:g} h pass in each run",
-        )
-        _say(
-            console,
-            f"  workload  {total:,} DynamoDB ListTables calls: {rounds} fan-outs over "
-            f"{len(REGIONS)} regions, {CALLS_PER_TASK} calls per region task, "
-            f"{FAN_OUTS_AT_ONCE} fan-outs at a time; refreshes forced at "
-            + ", ".join(f"{f:.0%}" for f in FORCED_AT)
-            + " of the calls",
+        _say(console, f"[bold]aiorefresh demo[/] on moto's server at {endpoint} (no AWS account)")
+        console.print(
+            _intro(
+                ("moto", "started by the demo, in a child process of its own"),
+                ("role", f"{role_arn}, created in moto's IAM"),
+                (
+                    "keys",
+                    f"AssumeRole for {LIFETIME // 60}-minute credentials; the demo clock moves "
+                    f"{step:.2f} s per call, so {DEMO_SPAN.total_seconds() / 3600:g} h pass "
+                    "in each run",
+                ),
+                (
+                    "workload",
+                    f"{total:,} DynamoDB ListTables calls: {rounds} fan-outs over "
+                    f"{len(REGIONS)} regions, {CALLS_PER_TASK} calls per region task, "
+                    f"{FAN_OUTS_AT_ONCE} fan-outs at a time; refreshes forced after "
+                    + ", ".join(f"{f:.0%}" for f in FORCED_AT)
+                    + " of the calls",
+                ),
+            )
         )
         _say(console)
         runs: list[Run] = []
@@ -451,7 +454,7 @@ async def _main(console: Console, calls: int) -> None:
                 ("aiorefresh (pooled)", with_aiorefresh),
                 ("naive (client per task)", the_naive_way),
             ):
-                bar = progress.add_task(label, total=total)
+                bar = progress.add_task(label, total=total, fetches=0, expired=0)
                 clock = FrozenClock(start=utc_now())
                 run = await workload(endpoint, role_arn, rounds, clock, _ticker(progress, bar))
                 runs.append(run)
@@ -464,9 +467,20 @@ async def _main(console: Console, calls: int) -> None:
         _summary(console, ours, naive)
 
 
-def _ticker(progress: Progress, bar: TaskID) -> Callable[[], None]:
-    def tick() -> None:
-        progress.advance(bar)
+def _intro(*rows: tuple[str, str]) -> Any:
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for name, text in rows:
+        grid.add_row(f"  {name}", text)
+    return grid
+
+
+def _ticker(progress: Progress, bar: TaskID) -> Callable[[Run], None]:
+    def tick(run: Run) -> None:
+        progress.update(bar, advance=1, fetches=sum(run.fetches.values()), expired=run.sent_expired)
 
     return tick
 
@@ -474,13 +488,20 @@ def _ticker(progress: Progress, bar: TaskID) -> Callable[[], None]:
 def _summary(console: Console, ours: Run, naive: Run) -> None:
     in_flight = ", ".join(str(n) for n in ours.forced_in_flight)
     shared = len(ours.forced_in_flight) - ours.fetches["forced"]
+    waited = ours.fetches["mandatory"] + ours.fetches["expired"]
     _say(
         console,
         f"- aiorefresh: {ours.clients_created} pooled clients served {ours.calls:,} calls. "
         f"Refreshes were forced with {in_flight} calls in flight"
         + (f" ({shared} found a fetch running and shared it)" if shared > 0 else "")
-        + "; the others ran in the background before the keys expired, so no call waited "
-        f"for STS and {ours.sent_expired:,} requests went out with expired keys.",
+        + "; the other refreshes ran "
+        + (
+            "in the background before the keys expired, so no call waited for STS"
+            if not waited
+            else f"in the background but {waited} in the last minute, where callers wait for "
+            "the one fetch"
+        )
+        + f". Requests sent with expired keys: {ours.sent_expired:,}.",
     )
     if ours.wall:
         _say(
