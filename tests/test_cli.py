@@ -470,3 +470,27 @@ def test_the_demo_completes_and_prints_its_table() -> None:
     for label in ("latency p50", "latency p99", "pool hits", "credential fetches", "wall time"):
         assert label in rows
     assert "Traceback" not in result.stderr
+
+
+def test_exec_serve_warns_when_the_default_profile_would_win_over_the_endpoint(
+    moto: MotoServer, tmp_path: os.PathLike[str]
+) -> None:
+    credentials = os.path.join(tmp_path, "credentials")
+    with open(credentials, "w") as file:
+        file.write("[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s\n")
+    result = aiorefresh(
+        "exec",
+        "--serve",
+        *at(moto),
+        "--",
+        sys.executable,
+        "-c",
+        "pass",
+        env={"AWS_SHARED_CREDENTIALS_FILE": credentials},
+    )
+    assert result.returncode == 0
+    assert one_line(result.stderr) == (
+        "aiorefresh: warning: the default profile sets aws_access_key_id; AWS SDKs in the "
+        "command read it before the credentials endpoint (AWS_SHARED_CREDENTIALS_FILE, "
+        "AWS_CONFIG_FILE)"
+    )

@@ -344,6 +344,35 @@ async def run_exec(args: argparse.Namespace, quiet: _Quiet) -> int:
         return await run_child(args.argv, endpoint.child_environ(os.environ))
 
 
+# Settings of a profile that an SDK's chain reads before the container endpoint.
+_CREDENTIAL_SETTINGS = (
+    "aws_access_key_id",
+    "role_arn",
+    "credential_process",
+    "sso_session",
+    "sso_start_url",
+    "web_identity_token_file",
+)
+
+
+def _warn_if_the_default_profile_wins() -> None:
+    """The child's SDK reads the default profile before the endpoint: say so if it has
+    credentials (the endpoint would then never be asked)."""
+    from . import _aiobotocore
+
+    try:
+        profiles = _aiobotocore.new_session().full_config.get("profiles", {})
+    except Exception:  # an unreadable config is reported when the session reads it
+        return
+    default = profiles.get("default") or {}
+    found = [name for name in _CREDENTIAL_SETTINGS if name in default]
+    if found:
+        _fail(
+            f"warning: the default profile sets {found[0]}; AWS SDKs in the command read it "
+            "before the credentials endpoint (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE)"
+        )
+
+
 _FORWARDED = ("SIGTERM", "SIGHUP")
 # The terminal sends these to the whole foreground process group, the child included.
 _LEFT_TO_THE_CHILD = ("SIGINT", "SIGQUIT")
@@ -485,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(calls=args.calls)
         if args.command == "whoami":
             return asyncio.run(whoami(args))
+        if args.serve:
+            _warn_if_the_default_profile_wins()
         return asyncio.run(run_exec(args, quiet))
     except UsageError as exc:
         _report(exc, debug)
