@@ -14,6 +14,7 @@ from .__about__ import __version__
 from ._cache import JSONFileCache, MemoryCache
 from ._clients import ClientFactory, ClientPool, PoolStats
 from ._engine import RefreshEvent, RefreshStats
+from ._fleet import FleetStats, SessionFleet
 from ._options import EvictionPolicy
 from ._session import RefreshableSession
 from ._types import (
@@ -60,6 +61,7 @@ __all__ = [
     "CredentialRefreshError",
     "CustomFetcher",
     "EvictionPolicy",
+    "FleetStats",
     "Identity",
     "IoTConfig",
     "IoTCredentialError",
@@ -79,6 +81,7 @@ __all__ = [
     "RefreshableSession",
     "STSClientConfig",
     "SessionClosedError",
+    "SessionFleet",
     "SessionTokenFetcher",
     "StaticFetcher",
     "TemporaryCredentials",

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore, _handoff, _identity, _profiles
+from . import _aiobotocore, _fanout, _handoff, _identity, _profiles
 from ._cache import check_credential_cache
 from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["RefreshableSession"]
 
 logger = logging.getLogger("aiorefresh")
+
+T = TypeVar("T")
 
 
 class RefreshableSession(Aioboto3Calls):
@@ -722,6 +724,61 @@ class RefreshableSession(Aioboto3Calls):
         """Write a snapshot file (mode 0600, a secret) for an ``async with`` block; removed
         on exit, errors included."""
         return _handoff.temp_snapshot(self, path)
+
+    # -- fan-out (see _fanout.py) --
+
+    async def fan_out(
+        self,
+        service: str,
+        regions: Iterable[str] | Literal["all"],
+        fn: Callable[[Any, str], Awaitable[T]],
+        *,
+        concurrency: int = 32,
+        return_exceptions: bool = True,
+        client_kwargs: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, T | Exception]:
+        """``await fn(client, region)`` for every region, at most ``concurrency`` at once, each
+        on the pooled client of ``service`` leased for its region; ``{region: result or
+        exception}`` in input order. ``regions="all"``: every region ``service`` is offered in
+        for the session's partition. With ``return_exceptions=False`` the first failure cancels
+        the rest and raises (in an ``ExceptionGroup``). ``on_progress(done, total)`` (a function
+        or an async function) is called as results arrive."""
+        return await _fanout.fan_out(
+            self,
+            service,
+            regions,
+            fn,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            client_kwargs=client_kwargs,
+            on_progress=on_progress,
+        )
+
+    def iter_fan_out(
+        self,
+        service: str,
+        regions: Iterable[str] | Literal["all"],
+        fn: Callable[[Any, str], Awaitable[T]],
+        *,
+        concurrency: int = 32,
+        return_exceptions: bool = True,
+        client_kwargs: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, T | Exception]]]:
+        """`fan_out` as a stream: ``async with session.iter_fan_out(...) as results: async for
+        region, result in results:`` as results complete; leaving the block early cancels the
+        rest."""
+        return _fanout.iter_fan_out(
+            self,
+            service,
+            regions,
+            fn,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            client_kwargs=client_kwargs,
+            on_progress=on_progress,
+        )
 
 
 def _warn_if_endpoints_differ(sts_kwargs: object, pool: PoolOptions) -> None:
