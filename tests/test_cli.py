@@ -463,7 +463,7 @@ def test_the_demo_completes_and_prints_its_table() -> None:
         )
     }
     assert rows["calls answered"] == ["512 of 512", "512 of 512"]
-    assert rows["clients created"] == ["16", "64"]
+    assert rows["clients created"] == ["16", "32"]
     assert rows["sent with expired keys"][0] == "0"
     assert int(rows["sent with expired keys"][1].replace(",", "")) > 0
     assert int(rows["STS AssumeRole calls"][0]) >= 4

@@ -57,7 +57,7 @@ REGIONS = (
 ROLE_NAME = "aiorefresh-demo"
 ACCOUNT = "123456789012"
 LIFETIME = 900  # DurationSeconds asked of STS: the shortest AWS grants
-CALLS_PER_TASK = 8  # calls one region task makes on its client, one after another
+CALLS_PER_TASK = 16  # calls one region task makes on its client, one after another
 FAN_OUTS_AT_ONCE = 2  # so 2 x 16 region tasks are in flight
 DEMO_SPAN = timedelta(hours=2)  # demo time that passes during one run
 FORCED_AT = (0.3, 0.55, 0.8)  # fractions of the calls after which a refresh is forced
