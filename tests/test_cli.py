@@ -494,3 +494,9 @@ def test_exec_serve_warns_when_the_default_profile_would_win_over_the_endpoint(
         "command read it before the credentials endpoint (AWS_SHARED_CREDENTIALS_FILE, "
         "AWS_CONFIG_FILE)"
     )
+
+
+def test_an_aws_profile_that_does_not_exist_is_a_usage_error() -> None:
+    result = aiorefresh("whoami", env={"AWS_PROFILE": "nobody"})
+    assert result.returncode == 2
+    assert "AWS_PROFILE 'nobody' is not in the shared config" in one_line(result.stderr)

@@ -118,6 +118,20 @@ def _seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
 
 
+def _calls(text: str) -> int:
+    from ._demo import CALLS_PER_FAN_OUT
+
+    try:
+        calls = int(text)
+    except ValueError:
+        calls = 0
+    if calls < CALLS_PER_FAN_OUT or calls % CALLS_PER_FAN_OUT:
+        raise argparse.ArgumentTypeError(
+            f"expected a multiple of {CALLS_PER_FAN_OUT} (16 regions x 16 calls), got {text!r}"
+        )
+    return calls
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=_PROG,
@@ -132,7 +146,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs on 127.0.0.1 only: moto's server is started and stopped by the demo.",
     )
     demo.add_argument(
-        "--calls", type=int, default=2048, help="calls in the workload (default 2048, 16 regions)"
+        "--calls",
+        type=_calls,
+        default=2048,
+        help="calls in the workload, a multiple of 256 (default 2048: 16 regions x 16 x 8)",
     )
     _debug_option(demo, default=argparse.SUPPRESS)
     session = _session_options()
@@ -199,26 +216,22 @@ def _check_combinations(args: argparse.Namespace) -> None:
             "--mfa-serial needs --mfa-command, a command that prints the current 6-digit code "
             "(for example --mfa-command 'ykman oath code -s aws')"
         )
-    if args.mfa_command is not None and args.mfa_serial is None and args.profile is None:
-        raise UsageError(
-            "--mfa-command needs --mfa-serial (the MFA device ARN), or a --profile whose role "
-            "has mfa_serial"
-        )
 
 
 def _check_profile(args: argparse.Namespace) -> None:
-    """A role profile that asks for an MFA code needs --mfa-command; nothing else uses it."""
+    """The profile exists; a role profile that asks for an MFA code gets --mfa-command, and
+    --mfa-command has a device to answer for."""
     from . import _aiobotocore, _profiles
 
-    if args.profile is None and (args.role_arn or args.mfa_serial):
-        return
     probe = _aiobotocore.new_session(profile_name=args.profile)
-    if args.profile is not None and args.profile not in probe.available_profiles:
+    named = args.profile if args.profile is not None else probe.profile
+    if named not in (None, "default") and named not in probe.available_profiles:
+        where = "--profile" if args.profile is not None else "AWS_PROFILE"
         raise UsageError(
-            f"--profile {args.profile!r} is not in the shared config or credentials files "
+            f"{where} {named!r} is not in the shared config or credentials files "
             "(AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
         )
-    name = args.profile or probe.profile or "default"
+    name = named or "default"
     role = _profiles.load_role_profile(probe, name, explicit=args.profile is not None)
     serials = [link.mfa_serial for link in role.roles if link.mfa_serial] if role else []
     outer = args.role_arn or args.mfa_serial
@@ -230,7 +243,12 @@ def _check_profile(args: argparse.Namespace) -> None:
             else "pass --mfa-command, a command that prints the current 6-digit code"
         )
         raise UsageError(f"profile {name!r} asks for an MFA code ({serials[0]}): {how}")
-    if not serials and args.mfa_command is not None and not args.mfa_serial:
+    if not serials and args.mfa_command is not None and args.mfa_serial is None:
+        if named in (None, "default") and args.profile is None:
+            raise UsageError(
+                "--mfa-command needs --mfa-serial (the MFA device ARN), or a --profile whose "
+                "role has mfa_serial"
+            )
         raise UsageError(
             f"--mfa-command is not used: profile {name!r} has no role with mfa_serial (for MFA "
             "with other credentials, pass --mfa-serial too)"

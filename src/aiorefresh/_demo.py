@@ -58,6 +58,7 @@ ROLE_NAME = "aiorefresh-demo"
 ACCOUNT = "123456789012"
 LIFETIME = 900  # DurationSeconds asked of STS: the shortest AWS grants
 CALLS_PER_TASK = 16  # calls one region task makes on its client, one after another
+CALLS_PER_FAN_OUT = len(REGIONS) * CALLS_PER_TASK
 FAN_OUTS_AT_ONCE = 2  # so 2 x 16 region tasks are in flight
 DEMO_SPAN = timedelta(hours=2)  # demo time that passes during one run
 FORCED_AT = (0.3, 0.55, 0.8)  # fractions of the calls after which a refresh is forced
@@ -238,7 +239,7 @@ async def with_aiorefresh(
     )
     async with session:
         session.events.register("before-send", WireWatch(keys, run))
-        pace = Pace(rounds * len(REGIONS) * CALLS_PER_TASK, clock, run, tick, session.refresh)
+        pace = Pace(rounds * CALLS_PER_FAN_OUT, clock, run, tick, session.refresh)
 
         async def one_fan_out() -> int:
             started = time.perf_counter()
@@ -285,7 +286,7 @@ async def the_naive_way(
         current.append(keys.rebase(TemporaryCredentials.from_mapping(answer["Credentials"])))
 
     await assume_role()
-    pace = Pace(rounds * len(REGIONS) * CALLS_PER_TASK, clock, run, tick, assume_role)
+    pace = Pace(rounds * CALLS_PER_FAN_OUT, clock, run, tick, assume_role)
 
     async def region_task(region: str, started: float) -> None:
         creds = current[-1]
@@ -363,7 +364,8 @@ def _progress(console: Console) -> Progress:
 
 
 _MOTO = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the demo's to handle; it stops us
 from aiorefresh.testing import MotoServer
 server = MotoServer().start()
 print(server.endpoint_url, flush=True)
@@ -421,8 +423,8 @@ async def _create_role(endpoint: str) -> str:
 async def _main(console: Console, calls: int) -> None:
     from .testing import FrozenClock
 
-    rounds = max(1, round(calls / (len(REGIONS) * CALLS_PER_TASK)))
-    total = rounds * len(REGIONS) * CALLS_PER_TASK
+    rounds = max(1, calls // CALLS_PER_FAN_OUT)
+    total = rounds * CALLS_PER_FAN_OUT
     async with moto_server() as endpoint:
         role_arn = await _create_role(endpoint)
         step = DEMO_SPAN.total_seconds() / total
