@@ -111,8 +111,8 @@ class Keys:
 
 
 class WireWatch:
-    """A ``before-send`` handler: counts the requests sent, and those signed with keys that
-    had expired on the demo clock (moto does not check; AWS answers them ExpiredToken)."""
+    """A ``before-send`` handler: counts the requests signed with keys that had expired on
+    the demo clock (moto does not check; AWS answers them ExpiredToken)."""
 
     def __init__(self, keys: Keys, run: Run) -> None:
         self.keys = keys
@@ -188,24 +188,32 @@ class Pace:
             self.in_flight += 1
             try:
                 await client.list_tables()
+            except Exception:
+                self.run.errors += 1
             finally:
                 self.in_flight -= 1
             self.done(started)
             started = time.perf_counter()
 
+    def lost(self, started: float) -> None:
+        """A region task that got no client: its calls count as failed."""
+        for _ in range(CALLS_PER_TASK):
+            self.run.errors += 1
+            self.done(started)
+
     async def finish(self) -> None:
-        await asyncio.gather(*self.forced)
+        await asyncio.gather(*self.forced, return_exceptions=True)
 
 
-async def _rounds(rounds: int, one: Callable[[], Awaitable[int]]) -> int:
-    """Run ``rounds`` fan-outs, `FAN_OUTS_AT_ONCE` at a time; the errors they counted."""
+async def _rounds(rounds: int, one: Callable[[], Awaitable[None]]) -> None:
+    """Run ``rounds`` fan-outs, `FAN_OUTS_AT_ONCE` at a time."""
     gate = asyncio.Semaphore(FAN_OUTS_AT_ONCE)
 
-    async def bounded() -> int:
+    async def bounded() -> None:
         async with gate:
-            return await one()
+            await one()
 
-    return sum(await asyncio.gather(*(bounded() for _ in range(rounds))))
+    await asyncio.gather(*(bounded() for _ in range(rounds)))
 
 
 # -- the two runs -------------------------------------------------------------------------------
@@ -241,7 +249,7 @@ async def with_aiorefresh(
         session.events.register("before-send", WireWatch(keys, run))
         pace = Pace(rounds * CALLS_PER_FAN_OUT, clock, run, tick, session.refresh)
 
-        async def one_fan_out() -> int:
+        async def one_fan_out() -> None:
             started = time.perf_counter()
 
             async def region_task(client: Any, region: str) -> None:
@@ -250,10 +258,12 @@ async def with_aiorefresh(
             results: Mapping[str, Any] = await session.fan_out(
                 "dynamodb", REGIONS, region_task, concurrency=len(REGIONS)
             )
-            return sum(isinstance(result, Exception) for result in results.values())
+            for result in results.values():
+                if isinstance(result, Exception):  # no client: region_task never ran
+                    pace.lost(started)
 
         began = time.perf_counter()
-        run.errors = await _rounds(rounds, one_fan_out)
+        await _rounds(rounds, one_fan_out)
         await pace.finish()
         run.wall = time.perf_counter() - began
         stats = session.pool.stats()
@@ -291,25 +301,30 @@ async def the_naive_way(
     async def region_task(region: str, started: float) -> None:
         creds = current[-1]
         run.clients_created += 1
-        async with plain.create_client(
+        made = plain.create_client(
             "dynamodb",
             region_name=region,
             endpoint_url=endpoint,
             aws_access_key_id=creds.access_key,
             aws_secret_access_key=creds.secret_key,
             aws_session_token=creds.token,
-        ) as client:
-            await pace.calls(client, started)
-
-    async def one_fan_out() -> int:
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(region_task(region, started) for region in REGIONS), return_exceptions=True
         )
-        return sum(isinstance(result, Exception) for result in results)
+        try:
+            client = await made.__aenter__()
+        except Exception:
+            pace.lost(started)
+            return
+        try:
+            await pace.calls(client, started)
+        finally:
+            await made.__aexit__(None, None, None)
+
+    async def one_fan_out() -> None:
+        started = time.perf_counter()
+        await asyncio.gather(*(region_task(region, started) for region in REGIONS))
 
     began = time.perf_counter()
-    run.errors = await _rounds(rounds, one_fan_out)
+    await _rounds(rounds, one_fan_out)
     await pace.finish()
     run.wall = time.perf_counter() - began
     return run
