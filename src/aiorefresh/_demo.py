@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import os
 import statistics
@@ -540,6 +541,9 @@ def run_demo(calls: int = 2048) -> int:
         from rich.console import Console
 
         from .testing import AWS_TEST_ENV
+
+        if importlib.util.find_spec("moto") is None:
+            raise ImportError("No module named 'moto'")
     except ImportError as exc:
         sys.stderr.write(
             f"aiorefresh: the demo needs the testing extra: pip install 'aiorefresh[testing]' "
