@@ -28,12 +28,12 @@ demo: $(VENV_B)/.stamp
 	$(VENV_B)/bin/python -m aiorefresh demo
 
 lint: $(VENV_B)/.stamp
-	$(VENV_B)/bin/ruff check src tests benchmarks
-	$(VENV_B)/bin/ruff format --check src tests benchmarks
+	$(VENV_B)/bin/ruff check src tests benchmarks examples tools
+	$(VENV_B)/bin/ruff format --check src tests benchmarks examples tools
 
 typecheck: $(VENV_A)/.stamp $(VENV_B)/.stamp
-	$(VENV_B)/bin/mypy --strict src tests/typing
-	$(VENV_A)/bin/mypy --strict src tests/typing
+	$(VENV_B)/bin/mypy --strict src tests/typing examples
+	$(VENV_A)/bin/mypy --strict src tests/typing examples
 
 test-a: $(VENV_A)/.stamp
 	$(VENV_A)/bin/python -m pytest $(PYTEST_FLAGS)

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from aiorefresh import RefreshableSession
-from aiorefresh.fetchers.iot import IoTCredentialFetcher, validate_iot_options
+from aiorefresh._fetchers.iot import IoTCredentialFetcher, validate_iot_options
 from aiorefresh.testing import IoTCredentialsServer
 
 RESULTS = Path(__file__).parent / "results"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aiorefresh import CredentialRefreshError, RefreshableSession, TemporaryCredentials
-from aiorefresh.fetchers.custom import CustomFetcher
+from aiorefresh._fetchers.custom import CustomFetcher
 from aiorefresh.testing import FrozenClock
 
 EXPIRY = datetime(2030, 1, 1, 1, tzinfo=timezone.utc)

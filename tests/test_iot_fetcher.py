@@ -22,6 +22,12 @@ import pytest
 from aiohttp import web
 
 from aiorefresh import RefreshableSession
+from aiorefresh._fetchers import iot
+from aiorefresh._fetchers.iot import (
+    IoTCredentialFetcher,
+    discover_credentials_endpoint,
+    validate_iot_options,
+)
 from aiorefresh.errors import (
     ConfigurationError,
     CredentialRefreshError,
@@ -29,12 +35,6 @@ from aiorefresh.errors import (
     NonRecoverableCredentialError,
     NonRecoverableIoTError,
     ValidationError,
-)
-from aiorefresh.fetchers import iot
-from aiorefresh.fetchers.iot import (
-    IoTCredentialFetcher,
-    discover_credentials_endpoint,
-    validate_iot_options,
 )
 from aiorefresh.testing import FrozenClock, IoTCredentialsServer, MotoServer
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from aiorefresh._fetchers import _iot_options, iot
+from aiorefresh._fetchers.iot import IoTConfig, IoTCredentialFetcher, validate_iot_options
 from aiorefresh.errors import ConfigurationError, ValidationError
-from aiorefresh.fetchers import _iot_options, iot
-from aiorefresh.fetchers.iot import IoTConfig, IoTCredentialFetcher, validate_iot_options
 from aiorefresh.testing import IoTCredentialsServer
 
 ALIAS = "aiorefresh-test"

@@ -14,6 +14,10 @@ from .__about__ import __version__
 from ._cache import JSONFileCache, MemoryCache
 from ._clients import ClientFactory, ClientPool, PoolStats
 from ._engine import RefreshEvent, RefreshStats
+from ._fetchers.chain import ChainFetcher, StaticFetcher
+from ._fetchers.custom import CustomFetcher
+from ._fetchers.iot import IoTConfig, IoTCredentialFetcher, PEMSource, validate_iot_options
+from ._fetchers.sts import AssumeRoleFetcher, SessionTokenFetcher, WebIdentityFetcher
 from ._fleet import FleetStats, SessionFleet
 from ._options import EvictionPolicy
 from ._session import RefreshableSession
@@ -41,10 +45,6 @@ from .errors import (
     SessionClosedError,
     ValidationError,
 )
-from .fetchers.chain import ChainFetcher, StaticFetcher
-from .fetchers.custom import CustomFetcher
-from .fetchers.iot import IoTConfig, IoTCredentialFetcher, PEMSource, validate_iot_options
-from .fetchers.sts import AssumeRoleFetcher, SessionTokenFetcher, WebIdentityFetcher
 from .mfa import make_mfa_provider
 
 __all__ = [

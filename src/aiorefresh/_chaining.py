@@ -36,7 +36,7 @@ class ChainingCalls:
         session at one hour, so a longer ``DurationSeconds`` is capped with a warning. The
         child inherits the refresh and pool options; closing this session closes the child.
         """
-        from .fetchers.sts import AssumeRoleFetcher, cap_chained_duration
+        from ._fetchers.sts import AssumeRoleFetcher, cap_chained_duration
 
         parent = cast("RefreshableSession", self)
         parent._check_open()

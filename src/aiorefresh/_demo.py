@@ -224,8 +224,8 @@ async def with_aiorefresh(
     endpoint: str, role_arn: str, rounds: int, clock: FrozenClock, tick: Callable[[Run], None]
 ) -> Run:
     """The workload through one `RefreshableSession`: ``session.fan_out`` per round."""
+    from ._fetchers.sts import AssumeRoleFetcher
     from ._session import RefreshableSession
-    from .fetchers.sts import AssumeRoleFetcher
 
     run = Run("aiorefresh")
     keys = Keys(clock)

@@ -31,15 +31,15 @@ from ._fanout import (
     check_service,
     resolve_regions,
 )
-from ._pool import Lease, LeasePool, PoolStats
-from ._types import TemporaryCredentials
-from ._util import check_bool
-from .errors import ConfigurationError, CredentialRefreshError, ValidationError
-from .fetchers.sts import (
+from ._fetchers.sts import (
     cap_chained_duration,
     validate_assume_role_kwargs,
     validate_sts_client_kwargs,
 )
+from ._pool import Lease, LeasePool, PoolStats
+from ._types import TemporaryCredentials
+from ._util import check_bool
+from .errors import ConfigurationError, CredentialRefreshError, ValidationError
 
 if TYPE_CHECKING:
     from ._session import RefreshableSession

@@ -108,7 +108,7 @@ def _require(options: Mapping[str, Any], name: str, method: str, what: str) -> A
 
 
 def _build_custom(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    from .fetchers.custom import CustomFetcher
+    from ._fetchers.custom import CustomFetcher
 
     method = _require(options, "custom_credentials_method", "custom", "a callable")
     return CustomFetcher(method, options.get("custom_credentials_method_args"))
@@ -128,7 +128,7 @@ def _build_default(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialF
 
 
 def _sts_client_kwargs(ctx: BuildContext, options: Mapping[str, Any]) -> dict[str, Any]:
-    from .fetchers._sts_options import validate_sts_client_kwargs
+    from ._fetchers._sts_options import validate_sts_client_kwargs
 
     kwargs = validate_sts_client_kwargs(options.get("sts_client_kwargs"))
     if ctx.region_name is not None:
@@ -137,7 +137,7 @@ def _sts_client_kwargs(ctx: BuildContext, options: Mapping[str, Any]) -> dict[st
 
 
 def _build_sts(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    from .fetchers.sts import AssumeRoleFetcher
+    from ._fetchers.sts import AssumeRoleFetcher
 
     params = _require(options, "assume_role_kwargs", "sts", "RoleArn at least")
     client_kwargs = _sts_client_kwargs(ctx, options)
@@ -154,7 +154,7 @@ def _build_sts(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetch
 
 
 def _build_session_token(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    from .fetchers.sts import SessionTokenFetcher
+    from ._fetchers.sts import SessionTokenFetcher
 
     client_kwargs = _sts_client_kwargs(ctx, options)
     return SessionTokenFetcher(
@@ -169,7 +169,7 @@ def _build_session_token(ctx: BuildContext, options: Mapping[str, Any]) -> Crede
 
 
 def _build_web_identity(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    from .fetchers.sts import WebIdentityFetcher
+    from ._fetchers.sts import WebIdentityFetcher
 
     params = _require(options, "web_identity_kwargs", "web_identity", "RoleArn at least")
     return WebIdentityFetcher(
@@ -181,7 +181,7 @@ def _build_web_identity(ctx: BuildContext, options: Mapping[str, Any]) -> Creden
 
 
 def _build_iot(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
-    from .fetchers import iot
+    from ._fetchers import iot
 
     config = iot.validate_iot_options(
         endpoint=options.get("endpoint"),

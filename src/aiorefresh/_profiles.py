@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from . import _aiobotocore
+from ._fetchers._sts_options import _ROLE_ARN, _SESSION_NAME
+from ._fetchers.chain import ChainFetcher, StaticFetcher
+from ._fetchers.sts import AssumeRoleFetcher
 from ._types import CredentialCache, CredentialFetcher, TemporaryCredentials, parse_expiry
 from .errors import ConfigurationError, NoCredentialsFound
-from .fetchers._sts_options import _ROLE_ARN, _SESSION_NAME
-from .fetchers.chain import ChainFetcher, StaticFetcher
-from .fetchers.sts import AssumeRoleFetcher
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession

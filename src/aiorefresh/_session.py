@@ -23,6 +23,7 @@ from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
 from ._fanout import FanOutCalls
+from ._fetchers.chain import ChainFetcher, StaticFetcher
 from ._handoff import HandoffCalls
 from ._identity import IdentityCalls
 from ._loops import LoopScope, PerLoop
@@ -50,7 +51,6 @@ from .errors import (
     SessionClosedError,
     ValidationError,
 )
-from .fetchers.chain import ChainFetcher, StaticFetcher
 from .mfa import MFATokenProviderLike
 
 if sys.version_info >= (3, 11):  # pragma: no cover - version-dependent import
@@ -61,7 +61,7 @@ else:  # pragma: no cover
 if TYPE_CHECKING:
     import os
 
-    from .fetchers.iot import PEMSource
+    from ._fetchers.iot import PEMSource
 
 __all__ = ["RefreshableSession"]
 
