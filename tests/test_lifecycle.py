@@ -271,3 +271,55 @@ def test_source_chain_is_per_event_loop(
     assert not errors
     assert keys == ["AKPROC"] * 6
     assert json.dumps(keys)
+
+
+# -- many event loops: one model (each loop's part closes with aclose() there, or when the
+# loop shuts down) ---------------------------------------------------------------------------
+
+
+def _sts_session_on(sts: STSStandIn, moto: MotoServer) -> RefreshableSession:
+    return RefreshableSession(
+        assume_role_kwargs={"RoleArn": "arn:aws:iam::123456789012:role/loops"},
+        sts_client_kwargs={"endpoint_url": sts.endpoint_url, "region_name": "us-east-1"},
+        default_client_kwargs={"endpoint_url": moto.endpoint_url},
+        region_name="us-east-1",
+    )
+
+
+def _run_on_fresh_loops(session: RefreshableSession, loops: int, *, close_last: bool) -> None:
+    async def use(last: bool) -> None:
+        await session.refresh()  # the private STS client of this loop
+        async with session.client("s3") as s3:  # a pooled client of this loop
+            await s3.list_buckets()
+        if last and close_last:
+            await session.aclose()
+
+    for number in range(loops):
+        asyncio.run(use(number == loops - 1))
+
+
+def test_a_hundred_loops_closed_only_on_the_last_leave_no_warning(
+    aws_env: Any, sts_standin: STSStandIn, moto_server: MotoServer, recwarn: pytest.WarningsRecorder
+) -> None:
+    session = _sts_session_on(sts_standin, moto_server)
+    _run_on_fresh_loops(session, 100, close_last=True)
+    gc.collect()
+    assert [str(w.message) for w in recwarn if issubclass(w.category, ResourceWarning)] == []
+    stats = session.pool.stats()
+    assert stats.creations == stats.closes == 100
+    assert sts_standin.count("AssumeRole") == 100
+
+
+def test_a_session_never_closed_leaves_no_unclosed_client_over_many_loops(
+    aws_env: Any,
+    sts_standin: STSStandIn,
+    moto_server: MotoServer,
+    recwarn: pytest.WarningsRecorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = _sts_session_on(sts_standin, moto_server)
+    _run_on_fresh_loops(session, 20, close_last=False)
+    del session
+    gc.collect()
+    assert [str(w.message) for w in recwarn if issubclass(w.category, ResourceWarning)] == []
+    assert "Unclosed" not in caplog.text

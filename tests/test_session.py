@@ -1,4 +1,4 @@
-"""RefreshableSession: method registry, validation before I/O, lifecycle, aiobotocore wiring."""
+"""RefreshableSession: one class over a method table, validation before I/O, fetcher=, endpoints."""
 
 from __future__ import annotations
 
