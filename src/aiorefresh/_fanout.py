@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _aiobotocore
+from ._client_key import CLIENT_ARGS
 from ._util import check_bool, check_keys
 from .errors import ConfigurationError, ValidationError
 
@@ -52,19 +53,7 @@ _Sink = tuple[Callable[[K, Any], Awaitable[None]], Callable[[], None] | None]
 Progress = Callable[[int, int], object]
 """``on_progress(done, total)``: a function, or an async function, called as results arrive."""
 
-CLIENT_KWARGS = frozenset(
-    {
-        "api_version",
-        "use_ssl",
-        "verify",
-        "endpoint_url",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "config",
-        "aws_account_id",
-    }
-)
+CLIENT_KWARGS = frozenset(CLIENT_ARGS) - {"region_name"}
 """The ``create_client`` arguments a fan-out passes on (it sets the service and the region)."""
 
 _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")  # as botocore checks it

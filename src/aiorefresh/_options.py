@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from ._client_key import CLIENT_ARGS
 from ._types import Clock, CredentialCache, CredentialFetcher, TemporaryCredentials
 from ._util import check_bool, check_optional_str, check_seconds, utc_now
 from .errors import ConfigurationError, ValidationError
@@ -27,21 +28,6 @@ __all__ = ["EvictionPolicy", "PoolOptions", "RefreshOptions", "SessionOptions"]
 
 EvictionPolicy = Literal["LRU", "LFU"]
 """Which unpinned client ``max_clients`` evicts first: least recently or least often used."""
-
-_CLIENT_ARGS = frozenset(
-    {
-        "region_name",
-        "api_version",
-        "use_ssl",
-        "verify",
-        "endpoint_url",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "config",
-        "aws_account_id",
-    }
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,7 +174,7 @@ def check_client_kwargs(name: str, value: object) -> dict[str, Any] | None:
         )
     from ._util import check_keys
 
-    check_keys(name, value, _CLIENT_ARGS)
+    check_keys(name, value, CLIENT_ARGS)
     for key in ("region_name", "api_version", "endpoint_url", "aws_account_id"):
         item = value.get(key)
         if item is not None and not isinstance(item, str):

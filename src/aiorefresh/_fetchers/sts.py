@@ -36,7 +36,7 @@ from ..errors import (
     NonRecoverableMFAError,
     ValidationError,
 )
-from ..mfa import MFATokenProvider, make_mfa_provider
+from ..mfa import MFATokenProvider, MFATokenProviderLike, make_mfa_provider
 from ._sts_options import (
     CHAINED_MAX_DURATION,
     cap_chained_duration,
@@ -190,7 +190,7 @@ class _MFAFetcher(_STSFetcher):
         *,
         source: RefreshEngine | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
-        mfa_token_provider: Any = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         profile_name: str | None = None,
@@ -241,7 +241,7 @@ class AssumeRoleFetcher(_MFAFetcher):
         *,
         source: RefreshEngine | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
-        mfa_token_provider: Any = None,
+        mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         profile_name: str | None = None,
