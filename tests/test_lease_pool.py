@@ -881,9 +881,29 @@ async def test_a_lease_outside_an_event_loop_raises_configuration_error() -> Non
 # -- garbage collection -----------------------------------------------------------------------
 
 
-async def test_garbage_collected_pool_with_open_values_warns_to_call_aclose() -> None:
-    with pytest.warns(ResourceWarning, match=r"aclose\(\)"):
-        await _lease_once_and_drop_the_pool(close=False)
+async def test_a_pool_dropped_unclosed_has_its_values_closed_on_their_running_loop() -> None:
+    factory = FakeFactory()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await _lease_once_and_drop_the_pool(close=False, factory=factory)
+        for _ in range(5):
+            await asyncio.sleep(0)  # the closing task runs on this loop
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [value.key for value in factory.closed] == ["a"]
+
+
+def test_a_pool_dropped_unclosed_after_its_loop_closed_warns_to_call_aclose() -> None:
+    loop = asyncio.new_event_loop()
+    pool: Pool = LeasePool(FakeFactory())
+    loop.run_until_complete(lease_once(pool, "a"))
+    loop.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del pool
+        gc.collect()
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert len(messages) == 1
+    assert "aclose() the pool on each loop" in messages[0]
 
 
 async def test_garbage_collected_closed_pool_does_not_warn() -> None:
@@ -893,8 +913,8 @@ async def test_garbage_collected_closed_pool_does_not_warn() -> None:
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-async def _lease_once_and_drop_the_pool(*, close: bool) -> None:
-    pool: Pool = LeasePool(FakeFactory())
+async def _lease_once_and_drop_the_pool(*, close: bool, factory: Any = None) -> None:
+    pool: Pool = LeasePool(factory or FakeFactory())
     await lease_once(pool, "a")
     if close:
         await pool.aclose()

@@ -16,13 +16,14 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigurationError
 
 __all__ = [
     "LoopScope",
+    "close_later",
     "PerLoop",
     "on_loop_shutdown",
     "running_loop",
@@ -161,6 +162,35 @@ def on_loop_shutdown(callback: ShutdownCallback, loop: Loop | None = None) -> Sh
         shutdown.callbacks[token] = callback
         shutdown.ensure_sentinel(loop)
     return ShutdownHandle(loop, token)
+
+
+_orphans: set[asyncio.Task[Any]] = set()
+
+
+def close_later(loop: Loop, closers: Sequence[Callable[[], Awaitable[None]]]) -> bool:
+    """Run every ``await closer()`` in a task on ``loop`` (from any thread, even from a
+    finalizer): how the values of something garbage-collected while its loop still runs get
+    closed. Returns False when the loop is closed (nothing can be closed any more)."""
+    if loop.is_closed():
+        return False
+
+    async def close_all() -> None:
+        for closer in closers:
+            try:
+                await closer()
+            except Exception:
+                logger.warning("closing a dropped resource failed", exc_info=True)
+
+    def start() -> None:
+        task = loop.create_task(close_all(), name="aiorefresh: close dropped resources")
+        _orphans.add(task)
+        task.add_done_callback(_orphans.discard)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # closed meanwhile
+        return False
+    return True
 
 
 # -- per-loop state ---------------------------------------------------------------------------

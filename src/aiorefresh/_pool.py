@@ -14,19 +14,19 @@ knows nothing of what it holds (clients for `ClientPool`, child sessions for a f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import threading
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, Protocol, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import anyio
 
-from ._loops import LoopScope, PerLoop
+from ._loops import LoopScope, PerLoop, close_later
+from ._types import LeaseFactory, PoolStats
 from ._util import check_seconds, fresh_copy, utc_now
 from .errors import ConfigurationError, PoolError, SessionClosedError, ValidationError
 
@@ -36,39 +36,11 @@ logger = logging.getLogger("aiorefresh")
 
 K = TypeVar("K")
 V = TypeVar("V")
-K_contra = TypeVar("K_contra", contravariant=True)
 
 Create = Callable[[K], Awaitable[V]]
 """A lease's own way to create its value, for what the key must not keep (explicit keys)."""
 
 _CREATING, _READY, _FAILED, _ABANDONED, _CLOSED = range(5)  # entry states
-
-
-class LeaseFactory(Protocol[K_contra, V]):
-    """Makes and closes the pool's values."""
-
-    async def create(self, key: K_contra) -> V:
-        """A new, ready value for ``key``."""
-
-    async def close(self, key: K_contra, value: V) -> None:
-        """Close a value this factory made for ``key``."""
-
-
-@dataclass(frozen=True)
-class PoolStats:
-    """Counters of a pool, summed over event loops: ``hits`` are leases served without creating
-    (waits on another task's creation included), ``misses`` leases that started one;
-    ``evictions`` entries the bound or the idle timeout took out of the index (or kept out, when
-    every slot held a creation); ``size`` the ready values in the index (pinned included);
-    ``leased`` the leases held now. ``creations - closes`` is the number of values open now."""
-
-    hits: int = 0
-    misses: int = 0
-    creations: int = 0
-    evictions: int = 0
-    closes: int = 0
-    size: int = 0
-    leased: int = 0
 
 
 class _Entry(Generic[K, V]):
@@ -114,7 +86,12 @@ class _Partition(LoopScope, Generic[K, V]):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: LeasePool[K, V]) -> None:
         super().__init__(loop)
-        self.pool = pool
+        # Only weakly the pool: a pool dropped unclosed must die first, so that its finalizer
+        # can still close the values its partitions hold (see LeasePool.__init__).
+        self.pool = weakref.ref(pool)
+        self.factory, self.name, self.noun = pool._factory, pool._name, pool._noun
+        self.idle = pool._idle is not None
+        pool._held.add(self)
         self.index: dict[K, _Entry[K, V]] = {}
         self.retired: dict[K, _Entry[K, V]] = {}
         self.live: set[_Entry[K, V]] = set()  # open values not yet handed to close
@@ -131,16 +108,12 @@ class _Partition(LoopScope, Generic[K, V]):
         return (self.hits, self.misses, self.creations, self.evictions, self.closes, ready)
 
     def report(self, where: str) -> None:
-        """Warn, once, about values the partition still holds open (its loop cannot close them)."""
-        leaked, self.live = len(self.live), set()  # once: they are beyond closing now
-        if leaked:
-            name, noun = self.pool._name, self.pool._noun
-            message = f"{name}: {leaked} {noun}(s) {where} were never closed; await the pool's"
-            warnings.warn(f"{message} aclose() on each loop before it ends", ResourceWarning, 3)
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # nothing may escape __del__
-            self.report("of a dropped pool or event loop")
+        """Close (on a loop still running) or warn about values still open, once."""
+        live, self.live, loop = list(self.live), set(), self._loop()
+        closers = [functools.partial(self.factory.close, e.key, e.value) for e in live]
+        if live and not (loop is not None and close_later(loop, closers)):
+            message = f"{self.name}: {len(live)} {self.noun}(s) {where} were never closed;"
+            warnings.warn(f"{message} aclose() the pool on each loop", ResourceWarning, 3)
 
 
 _RELEASED: Any = object()  # a lease's entry once it was given back
@@ -192,11 +165,10 @@ class Lease(Generic[K, V]):
             part = entry.part
             entry.leases -= 1
             part.leased -= 1
-            pool = part.pool
-            if part.drained is not None or (
-                entry.leases == 0 and (entry.retired or pool._idle is not None)
-            ):  # else an unleased value just stays in the pool
-                pool._released(part, entry)
+            if part.drained is not None or (entry.leases == 0 and (entry.retired or part.idle)):
+                pool = part.pool()  # else an unleased value just stays in the pool
+                if pool is not None:
+                    pool._released(part, entry)
 
 
 class LeasePool(Generic[K, V]):
@@ -245,6 +217,8 @@ class LeasePool(Generic[K, V]):
         self._lock = threading.Lock()
         self._dropped = [0, 0, 0, 0, 0]  # hits, misses, creations, evictions, closes
         self._draining: set[_Partition[K, V]] = set()  # popped at loop shutdown, still closing
+        self._held: set[_Partition[K, V]] = set()  # partitions not yet closed or folded
+        weakref.finalize(self, _dropped, self._held)
         self._parts: PerLoop[_Partition[K, V]] = PerLoop(
             functools.partial(_Partition, pool=self), on_shutdown=self._close_at_shutdown
         )
@@ -289,12 +263,9 @@ class LeasePool(Generic[K, V]):
         await asyncio.gather(*self.clear_nowait())
 
     async def aclose(self) -> None:
-        """Close this loop's partition; then `Lease` and `pin` raise `SessionClosedError` here.
-
-        Waits up to ``close_timeout`` seconds for the loop's leases to end, then closes every
-        value of the loop, pinned ones included. Other loops are untouched. Idempotent; a
-        cancelled caller leaves the closing running.
-        """
+        """Close this loop's partition (then `Lease` and `pin` raise `SessionClosedError` here):
+        wait up to ``close_timeout`` for its leases to end, then close every value of the loop,
+        pinned ones included. Other loops are untouched. Idempotent, and shielded."""
         part = self._parts.get()
         await part.close(functools.partial(self._shut, part))
 
@@ -540,7 +511,7 @@ class LeasePool(Generic[K, V]):
             if part.leased:
                 held, limit = part.leased, self._close_timeout
                 logger.warning(
-                    "%s: %d lease(s) held after close_timeout=%ss; closing", self._name, held, limit
+                    "%s: %d lease(s) held after close_timeout=%ss", self._name, held, limit
                 )
         part.shut = True
         for entry in [*part.index.values(), *part.retired.values()]:
@@ -553,6 +524,7 @@ class LeasePool(Generic[K, V]):
             self._close_soon(part, entry)
         while part.tasks:
             await asyncio.wait(list(part.tasks))
+        self._held.discard(part)
 
     async def _close_at_shutdown(self, part: _Partition[K, V]) -> None:
         """The loop is shutting down (``asyncio.run``'s teardown): close what it still holds."""
@@ -569,6 +541,7 @@ class LeasePool(Generic[K, V]):
         """Keep the counters of a partition the pool no longer holds."""
         with self._lock:
             self._draining.discard(part)
+            self._held.discard(part)
             self._dropped = [a + b for a, b in zip(self._dropped, part.counts()[:5], strict=True)]
 
     def _drop_dead_partitions(self) -> None:
@@ -585,6 +558,13 @@ class LeasePool(Generic[K, V]):
 
     def _creation_failed(self, error: BaseException) -> BaseException:
         return PoolError(f"creating the {self._noun} failed: {type(error).__name__}")
+
+
+def _dropped(parts: set[_Partition[Any, Any]]) -> None:
+    """A pool was garbage-collected without aclose(): close what it held, on each loop."""
+    for part in list(parts):
+        part.report("of a pool dropped unclosed")
+    parts.clear()
 
 
 def check_bound(name: str, size: object, policy: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from .errors import CredentialRefreshError
 
@@ -277,3 +277,34 @@ class STSClientConfig(TypedDict, total=False):
     aws_secret_access_key: str
     aws_session_token: str
     aws_account_id: str
+
+
+_K_contra = TypeVar("_K_contra", contravariant=True)
+_V = TypeVar("_V")
+
+
+class LeaseFactory(Protocol[_K_contra, _V]):
+    """Makes and closes the pool's values."""
+
+    async def create(self, key: _K_contra) -> _V:
+        """A new, ready value for ``key``."""
+
+    async def close(self, key: _K_contra, value: _V) -> None:
+        """Close a value this factory made for ``key``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStats:
+    """Counters of a pool, summed over event loops: ``hits`` are leases served without creating
+    (waits on another task's creation included), ``misses`` leases that started one;
+    ``evictions`` entries the bound or the idle timeout took out of the index (or kept out, when
+    every slot held a creation); ``size`` the ready values in the index (pinned included);
+    ``leased`` the leases held now. ``creations - closes`` is the number of values open now."""
+
+    hits: int = 0
+    misses: int = 0
+    creations: int = 0
+    evictions: int = 0
+    closes: int = 0
+    size: int = 0
+    leased: int = 0
