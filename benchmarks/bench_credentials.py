@@ -144,17 +144,21 @@ async def per_method(n: int, rounds: int) -> dict[str, float]:
     results: dict[str, float] = {}
     async with STSStandIn() as sts, IoTCredentialsServer(role_alias="bench") as iot:
         sts_kwargs = {"endpoint_url": sts.endpoint_url, "region_name": "us-east-1"}
+        ends = {"endpoint_url": sts.endpoint_url}
         sessions = {
             "custom": RefreshableSession(custom_credentials_method=tz_local),
             "default (static keys)": RefreshableSession("AKIABENCH", "secret"),
-            "sts": RefreshableSession(assume_role_kwargs=role, sts_client_kwargs=sts_kwargs),
+            "sts": RefreshableSession(
+                assume_role_kwargs=role, sts_client_kwargs=sts_kwargs, default_client_kwargs=ends
+            ),
             "session_token": RefreshableSession(
-                method="session_token", sts_client_kwargs=sts_kwargs
+                method="session_token", sts_client_kwargs=sts_kwargs, default_client_kwargs=ends
             ),
             "web_identity": RefreshableSession(
                 web_identity_kwargs=role,
                 web_identity_token=lambda: "eyJ.bench.token",
                 sts_client_kwargs=sts_kwargs,
+                default_client_kwargs=ends,
             ),
             "iot": RefreshableSession(
                 endpoint=iot.endpoint,

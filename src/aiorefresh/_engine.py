@@ -14,6 +14,7 @@ import inspect
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -194,6 +195,9 @@ class RefreshEngine:
         self._last_failure: datetime | None = None
         self._last_error: str | None = None
         self._scopes: PerLoop[_EngineScope] = PerLoop(_EngineScope)
+        self._subscribers: list[
+            weakref.WeakMethod[Callable[[TemporaryCredentials, Any], None]]
+        ] = []
 
     def __repr__(self) -> str:
         return f"<RefreshEngine {self.name!r}>"
@@ -289,8 +293,25 @@ class RefreshEngine:
         if outcome.snapshot is None:
             assert outcome.error is not None
             raise outcome.error
-        self._snap = outcome.snapshot
-        self._recent_keys.append(creds.access_key)
+        self._hold(outcome.snapshot)
+
+    def subscribe(self, method: Callable[[TemporaryCredentials, Any], None]) -> None:
+        """Call the bound ``method(creds, frozen)`` with every new set (held weakly): how
+        aiobotocore's credentials object keeps its fields current without work on each read."""
+        self._subscribers.append(weakref.WeakMethod(method))
+        snap = self._snap
+        if snap is not None:
+            method(snap.creds, snap.frozen)
+
+    def _hold(self, snap: _Snapshot) -> None:
+        self._snap = snap
+        self._recent_keys.append(snap.creds.access_key)
+        for ref in list(self._subscribers):
+            method = ref()
+            if method is None:
+                self._subscribers.remove(ref)
+            else:
+                method(snap.creds, snap.frozen)
 
     def issued(self, access_key: str) -> bool:
         """Whether ``access_key`` belongs to one of the last few credential sets fetched."""
@@ -350,8 +371,7 @@ class RefreshEngine:
         now = self.clock()
         if outcome.error is None:
             assert outcome.snapshot is not None
-            self._snap = outcome.snapshot
-            self._recent_keys.append(outcome.snapshot.creds.access_key)
+            self._hold(outcome.snapshot)
             self._refreshes += 1
             self._last_refresh = now
             self._retry_at = _MIN

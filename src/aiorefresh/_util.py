@@ -41,9 +41,11 @@ MAX_SECONDS = 365 * 24 * 3600.0
 """The longest timeout any option accepts (a year): larger values overflow the loop's timers."""
 
 
-def utc_now() -> datetime:
+def utc_now(
+    _now: Callable[[timezone], datetime] = datetime.now, _utc: timezone = timezone.utc
+) -> datetime:
     """The default clock: aware UTC now (several times cheaper to compare than a tz-local time)."""
-    return datetime.now(timezone.utc)
+    return _now(_utc)
 
 
 # -- option checks ----------------------------------------------------------------------------

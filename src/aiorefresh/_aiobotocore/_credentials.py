@@ -43,9 +43,7 @@ class EngineCredentials(AioDeferredRefreshableCredentials):  # type: ignore[misc
     def __init__(self, engine: RefreshEngine, method: str) -> None:
         super().__init__(refresh_using=self._refuse, method=method, time_fetcher=engine.clock)
         self._engine = engine
-        current = engine.current
-        if current is not None:
-            self._adopt(current)
+        engine.subscribe(self._adopt)  # fields follow every new set, at no cost to reads
 
     @staticmethod
     def _refuse() -> None:  # pragma: no cover - never called: _refresh is replaced
@@ -58,16 +56,10 @@ class EngineCredentials(AioDeferredRefreshableCredentials):  # type: ignore[misc
 
     async def get_frozen_credentials(self) -> ReadOnlyCredentials:
         frozen: ReadOnlyCredentials = await self._engine.get_frozen()
-        if frozen is not self._frozen_credentials:
-            current = self._engine.current
-            if current is not None:
-                self._adopt(current, frozen)
         return frozen
 
     async def _refresh(self) -> None:
-        creds = await self._engine.get()
-        if creds.access_key != self._access_key or creds.expiry_time != self._expiry_time:
-            self._adopt(creds)
+        await self._engine.get()  # a new set reaches _adopt through the subscription
 
     def _adopt(self, creds: TemporaryCredentials, frozen: Any = None) -> None:
         self._access_key = creds.access_key
@@ -75,7 +67,8 @@ class EngineCredentials(AioDeferredRefreshableCredentials):  # type: ignore[misc
         self._token = creds.token
         self._account_id = creds.account_id
         self._expiry_time = None if creds.expiry_time == NEVER else creds.expiry_time
-        self._frozen_credentials = frozen if frozen is not None else freeze(creds)
+        ready = isinstance(frozen, ReadOnlyCredentials)
+        self._frozen_credentials = frozen if ready else freeze(creds)
 
     def refresh_needed(self, refresh_in: float | None = None) -> bool:
         return self._engine.needs_refresh(refresh_in)
