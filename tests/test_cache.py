@@ -420,9 +420,8 @@ async def test_a_symlink_at_the_entry_path_is_not_followed_out_of_the_directory(
     assert not cache.file_for(fetcher.cache_key).is_symlink()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 async def test_a_fifo_at_the_entry_path_does_not_hang_the_read(tmp_path: Path) -> None:
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("no FIFOs on this platform")
     cache = JSONFileCache(tmp_path)
     os.mkfifo(cache.file_for("k"))
     with anyio.fail_after(10):

@@ -384,7 +384,8 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the demo's to handle; it stops us
 from aiorefresh.testing import MotoServer
 server = MotoServer().start()
-print(server.endpoint_url, flush=True)
+sys.stdout.write(server.endpoint_url + "\n")
+sys.stdout.flush()
 sys.stdin.read()
 server.stop()
 """
