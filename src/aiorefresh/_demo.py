@@ -384,7 +384,7 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the demo's to handle; it stops us
 from aiorefresh.testing import MotoServer
 server = MotoServer().start()
-sys.stdout.write(server.endpoint_url + "\n")
+sys.stdout.write(server.endpoint_url + "\\n")
 sys.stdout.flush()
 sys.stdin.read()
 server.stop()
