@@ -39,3 +39,20 @@ RefreshableSession(  # type: ignore[call-overload]
     method="iot", role_alias="edge", certificate=42, private_key="key.pem"
 )
 RefreshableSession(fetcher=fetch, assume_role_kwargs=ROLE)  # type: ignore[call-overload]
+
+
+# fan-out and fleets keep their types
+async def fan_out_types(session: RefreshableSession) -> None:
+    from typing import Any
+
+    from aiorefresh import SessionFleet
+
+    async def buckets(client: Any, region: str) -> int:
+        return len((await client.list_buckets())["Buckets"])
+
+    counts: dict[str, int | Exception] = await session.fan_out("s3", ["eu-west-1"], buckets)
+    await session.fan_out("s3", ["eu-west-1"], buckets, concurrency="8")  # type: ignore[arg-type]
+    fleet = SessionFleet(session, role_arn="arn:aws:iam::{account_id}:role/Audit", max_sessions=8)
+    async with fleet.session("123456789012") as child:
+        assert isinstance(child, RefreshableSession)
+    del counts

@@ -43,7 +43,7 @@ __all__ = [
     "validate_iot_options",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("aiorefresh")
 
 _USER_AGENT = f"aiorefresh/{__version__}"
 _MAX_BODY = 64 * 1024  # a credentials answer is ~1.5 KB; never buffer an unbounded body
