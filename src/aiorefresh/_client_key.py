@@ -9,14 +9,14 @@ distinct key), so a pool's index hashes them by identity.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from ._util import check_keys
+from ._aiobotocore import config_key, detached_config, merge_configs
+from ._util import check_keys, freeze
 from .errors import ValidationError
 
 __all__ = [
@@ -54,84 +54,7 @@ Raw = tuple[Any, ...]
 """``(kind, service_name, region_name, ..., aws_account_id)`` as the caller gave them."""
 
 
-# -- Config helpers (the aiobotocore adapter takes these over later) --------------------------
-
-
-def config_key(config: object) -> object:
-    """A hashable form of ``config`` equal for equal options (``AioConfig`` extras included)."""
-    if config is None:
-        return None
-    defaults = getattr(type(config), "OPTION_DEFAULTS", None)
-    if not isinstance(defaults, Mapping):
-        return freeze(config)
-    names = set(defaults)
-    names.update(n for n in getattr(config, "__dict__", {}) if not n.startswith("_"))
-    options = tuple((name, freeze(getattr(config, name, None))) for name in sorted(names))
-    return (f"{type(config).__module__}.{type(config).__qualname__}", options)
-
-
-def merge_configs(default: Any, call: Any) -> Any:
-    """``call``'s options over ``default``'s, keeping the richer class (``AioConfig``)."""
-    try:
-        if isinstance(default, type(call)):
-            return default.merge(call)
-        # call.merge(default) keeps call's class (and AioConfig extras); merging call again
-        # puts its own options back on top.
-        return call.merge(default).merge(call)
-    except (AttributeError, TypeError):
-        return call
-
-
-def detached_config(config: Any) -> Any:
-    """A copy of ``config`` whose dict options botocore may rewrite (it edits ``retries``),
-    so the caller's object, and so its key, stays as it was."""
-    try:
-        clone = copy.copy(config)
-        for name, value in list(vars(clone).items()):
-            if isinstance(value, dict):
-                setattr(clone, name, dict(value))
-    except Exception:
-        return config
-    return clone
-
-
 # -- keys -------------------------------------------------------------------------------------
-
-
-class _Identity:
-    """An unhashable value compared by identity; holding it keeps its ``id`` from being reused."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Identity) and other.value is self.value
-
-    def __hash__(self) -> int:
-        return id(self.value)
-
-    def __repr__(self) -> str:
-        return f"<{type(self.value).__name__} at {id(self.value):#x}>"
-
-
-def freeze(value: object) -> object:
-    """A hashable form of ``value`` that is equal for equal plain data (dicts, lists, sets)."""
-    if value is None or isinstance(value, (str, bytes, bool, int, float, type)):
-        return value
-    if isinstance(value, Mapping):
-        items = ((freeze(k), freeze(v)) for k, v in value.items())
-        return ("mapping", tuple(sorted(items, key=repr)))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", tuple(sorted((freeze(v) for v in value), key=repr)))
-    try:
-        hash(value)
-    except TypeError:
-        return _Identity(value)
-    return value
 
 
 def _digest(access_key: object, secret_key: object, token: object) -> str:

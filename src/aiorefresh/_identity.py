@@ -11,8 +11,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
-from botocore.exceptions import ClientError
-
+from ._aiobotocore import client_error_code
 from ._types import Identity
 from ._util import check_bool, check_seconds
 
@@ -76,8 +75,10 @@ async def print_who_am_i(session: RefreshableSession, masked: bool = True) -> No
     identity = await whoami(session)
     try:
         alias = await account_alias(session)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
+    except Exception as exc:
+        code = client_error_code(exc)
+        if code is None:
+            raise
         alias_text = f"unknown (ListAccountAliases: {code})"
     else:
         alias_text = alias if alias is not None else "none"

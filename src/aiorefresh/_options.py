@@ -265,9 +265,9 @@ def check_session_arguments(
         raise ConfigurationError(
             f"{extra} needs aws_access_key_id and aws_secret_access_key (it belongs to them)"
         )
-    from aiobotocore.session import AioSession
+    from ._aiobotocore import is_session
 
-    if botocore_session is not None and not isinstance(botocore_session, AioSession):
+    if botocore_session is not None and not is_session(botocore_session):
         raise ValidationError(
             "botocore_session must be an aiobotocore.session.AioSession, got "
             f"{type(botocore_session).__name__}"

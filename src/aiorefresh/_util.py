@@ -29,6 +29,7 @@ __all__ = [
     "check_optional_str",
     "check_seconds",
     "fresh_copy",
+    "freeze",
     "is_async_callable",
     "short",
     "signature_accepts",
@@ -183,3 +184,42 @@ def fresh_copy(error: E, *, fallback: Callable[[E], E] | None = None) -> E:
     clone.__cause__ = error.__cause__ if error.__cause__ is not None else error
     clone.__traceback__ = None
     return clone
+
+
+# -- hashing ----------------------------------------------------------------------------------
+
+
+class _ByIdentity:
+    """An unhashable value compared by identity; holding it keeps its ``id`` from being reused."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self.value).__name__} at {id(self.value):#x}>"
+
+
+def freeze(value: object) -> object:
+    """A hashable form of ``value`` that is equal for equal plain data (dicts, lists, sets)."""
+    if value is None or isinstance(value, (str, bytes, bool, int, float, type)):
+        return value
+    if isinstance(value, Mapping):
+        items = ((freeze(k), freeze(v)) for k, v in value.items())
+        return ("mapping", tuple(sorted(items, key=repr)))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(freeze(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((freeze(v) for v in value), key=repr)))
+    try:
+        hash(value)
+    except TypeError:
+        return _ByIdentity(value)
+    return value

@@ -3,7 +3,8 @@
 Credentials objects (`_credentials`), sessions (`_sessions`), what botocore loads, shared once
 per process and loaded off the event loop (`_loaders`), client open/close and the private STS
 client (`_clients`), the ExpiredToken hook (`_retry`: event names, handler arguments, response
-tuples) and the classification of botocore errors (`_errors`). Each private name used is listed
+tuples), ``Config`` comparison and merging (`_config`) and the classification of botocore
+errors (`_errors`). Each private name used is listed
 in ``PRIVATE_SURFACE`` and checked by ``tests/test_aiobotocore_surface.py`` on both aiobotocore
 lines, so an upstream change of shape fails loudly in CI instead of silently in production.
 """
@@ -19,6 +20,7 @@ from ._clients import (
     pooled_config,
     unsigned_config,
 )
+from ._config import config_key, detached_config, merge_configs
 from ._credentials import (
     EngineCredentials,
     credentials_expiry,
@@ -27,10 +29,10 @@ from ._credentials import (
     refuse_mfa_prompts,
     session_credentials,
 )
-from ._errors import CLASSIFICATION, NON_RECOVERABLE_CODES, classify
+from ._errors import CLASSIFICATION, NON_RECOVERABLE_CODES, classify, client_error_code
 from ._loaders import build_off_loop, shared_loader, warm_service
 from ._retry import EXPIRED_TOKEN_CODES, NEEDS_RETRY, REQUEST_CREATED, ExpiredTokenRetry, error_code
-from ._sessions import AdoptedSession, engine_session, new_session
+from ._sessions import AdoptedSession, engine_session, is_session, new_session
 
 __all__ = [
     "CLASSIFICATION",
@@ -47,12 +49,17 @@ __all__ = [
     "PrivateClient",
     "build_off_loop",
     "classify",
+    "client_error_code",
     "close_client",
+    "config_key",
     "credentials_expiry",
+    "detached_config",
     "engine_session",
     "error_code",
     "freeze",
     "install_credentials",
+    "is_session",
+    "merge_configs",
     "new_session",
     "open_client",
     "pooled_config",

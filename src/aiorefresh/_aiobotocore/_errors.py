@@ -19,7 +19,7 @@ from ..errors import (
     NonRecoverableMFAError,
 )
 
-__all__ = ["CLASSIFICATION", "NON_RECOVERABLE_CODES", "classify"]
+__all__ = ["client_error_code", "CLASSIFICATION", "NON_RECOVERABLE_CODES", "classify"]
 
 NON_RECOVERABLE_CODES = frozenset(
     {
@@ -99,3 +99,11 @@ def _raised_by_parser(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {short(exc)}"
+
+
+def client_error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a service's error answer (``ClientError``), else ``None``."""
+    if not isinstance(exc, ClientError):
+        return None
+    code = exc.response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else "Unknown"

@@ -14,7 +14,7 @@ from ._loaders import emitter_copy, share_loaded_data
 if TYPE_CHECKING:
     from .._engine import RefreshEngine
 
-__all__ = ["AdoptedSession", "engine_session", "new_session"]
+__all__ = ["is_session", "AdoptedSession", "engine_session", "new_session"]
 
 
 def new_session(*, profile_name: str | None = None, region_name: str | None = None) -> AioSession:
@@ -85,3 +85,8 @@ class AdoptedSession:
         for name, value in self._saved_config.items():
             self.session.set_config_variable(name, value)
         self._saved_config.clear()
+
+
+def is_session(value: object) -> bool:
+    """Whether ``value`` is an aiobotocore session (what ``botocore_session=`` takes)."""
+    return isinstance(value, AioSession)
