@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ("bench_credentials.py", "bench_pool.py", "bench_iot.py", "bench_fanout.py")
+SCRIPTS = (
+    "bench_credentials.py",
+    "bench_pool.py",
+    "bench_iot.py",
+    "bench_fanout.py",
+    "bench_faults.py",
+)
 
 
 def main() -> int:
