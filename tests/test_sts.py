@@ -597,6 +597,24 @@ async def test_three_role_chain_keeps_refreshing(
         assert sts_standin.count("AssumeRole") == 9
 
 
+async def test_a_link_whose_keys_expired_early_is_refreshed_and_the_call_retried(
+    aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    async with standin_session(sts_standin, frozen_clock) as a:
+        b = await a.assume_role(ROLE_B, RoleSessionName="bee")
+        first = await b.refreshable_credentials()
+        a_keys = {r.access_key for r in sts_standin.requests[1:]}
+        sts_standin.script("expired_token", action="AssumeRole")  # a's keys, refused early
+        second = await b.refresh(force=True)
+        assert second.access_key != first.access_key
+        assert a.refresh_stats().refreshes == 2
+        calls = [r for r in sts_standin.requests if r.action == "AssumeRole"]
+        # a, b, b refused (signed with a's first keys), a anew, b again (signed with a's new keys)
+        assert len(calls) == 5
+        assert calls[2].access_key in a_keys
+        assert calls[4].access_key not in a_keys
+
+
 async def test_concurrent_whoami_sends_one_get_caller_identity(
     aws_env: Any, sts_standin: STSStandIn, frozen_clock: FrozenClock
 ) -> None:

@@ -10,6 +10,7 @@ from aiobotocore.session import AioSession
 
 from ._credentials import EngineCredentials, install_credentials
 from ._loaders import emitter_copy, share_loaded_data
+from ._retry import ExpiredTokenRetry
 
 if TYPE_CHECKING:
     from .._engine import RefreshEngine
@@ -38,9 +39,14 @@ def engine_session(
     profile_name: str | None = None,
     region_name: str | None = None,
 ) -> AioSession:
-    """A session whose credentials are ``engine``'s: how a source engine signs its calls."""
+    """A session whose credentials are ``engine``'s: how a source engine signs its calls.
+
+    An ExpiredToken answer to keys the engine issued (a link of a chain revoked or expired
+    early) refreshes them and retries the call once, as pooled clients do.
+    """
     session = new_session(profile_name=profile_name, region_name=region_name)
     install_credentials(session, EngineCredentials(engine, f"aiorefresh-{engine.name}"))
+    ExpiredTokenRetry(engine, f"source {engine.name}").install(session)
     return session
 
 
