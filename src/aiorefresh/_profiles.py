@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from . import _aiobotocore
-from ._fetchers._sts_options import _ROLE_ARN, _SESSION_NAME
+from ._fetchers._sts_options import ROLE_ARN, SESSION_NAME
 from ._fetchers.chain import ChainFetcher, StaticFetcher
 from ._fetchers.sts import AssumeRoleFetcher
 from ._types import CredentialCache, CredentialFetcher, TemporaryCredentials, parse_expiry
@@ -235,7 +235,7 @@ def _role_link(name: str, profile: Mapping[str, Any]) -> RoleLink:
     """The AssumeRole parameters of one role profile, as botocore builds them (so the cache
     key is the AWS CLI's), each value checked with the profile's own key names."""
     role_arn = str(profile["role_arn"]).strip()
-    if _ROLE_ARN.fullmatch(role_arn) is None:
+    if ROLE_ARN.fullmatch(role_arn) is None:
         raise ConfigurationError(
             f"profile {name!r}: role_arn must look like arn:<partition>:iam::<12-digit "
             f"account>:role/<name>, got {role_arn!r}"
@@ -243,7 +243,7 @@ def _role_link(name: str, profile: Mapping[str, Any]) -> RoleLink:
     params: dict[str, Any] = {"RoleArn": role_arn}
     session_name = profile.get("role_session_name")
     if session_name:
-        if _SESSION_NAME.fullmatch(str(session_name)) is None:
+        if SESSION_NAME.fullmatch(str(session_name)) is None:
             raise ConfigurationError(
                 f"profile {name!r}: role_session_name must be 2-64 ASCII letters, digits or "
                 f"+=,.@_- (no spaces), got {session_name!r}"

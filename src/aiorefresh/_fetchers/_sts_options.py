@@ -19,6 +19,8 @@ from ..mfa import validate_token_code
 
 __all__ = [
     "CHAINED_MAX_DURATION",
+    "ROLE_ARN",
+    "SESSION_NAME",
     "cap_chained_duration",
     "generated_session_name",
     "validate_assume_role_kwargs",
@@ -27,8 +29,9 @@ __all__ = [
     "validate_web_identity_kwargs",
 ]
 
-_ROLE_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+ROLE_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+"""What STS accepts as a role ARN and as a RoleSessionName (profiles check theirs too)."""
 _GENERATED_PREFIX = "aiorefresh-"
 CHAINED_MAX_DURATION = 3600
 """AWS caps a session made by role chaining at one hour."""
@@ -83,7 +86,7 @@ def generated_session_name() -> str:
 def _check_role_arn(arn: object, parameter: str) -> str:
     if not isinstance(arn, str):
         raise ValidationError(f"{parameter}['RoleArn'] is required: an IAM role ARN")
-    if not _ROLE_ARN.fullmatch(arn):
+    if not ROLE_ARN.fullmatch(arn):
         raise ConfigurationError(
             f"{parameter}['RoleArn'] must look like arn:<partition>:iam::<12-digit account>:"
             f"role/<name> (ASCII, no spaces or newlines), got {arn!r}"
@@ -103,7 +106,7 @@ def _check_session_name(params: dict[str, Any], parameter: str) -> None:
     name = params.get("RoleSessionName")
     if name is None:
         params["RoleSessionName"] = generated_session_name()
-    elif not _SESSION_NAME.fullmatch(name):
+    elif not SESSION_NAME.fullmatch(name):
         raise ConfigurationError(
             f"{parameter}['RoleSessionName'] must be 2-64 ASCII letters, digits "
             f"or +=,.@_- (no spaces or newlines), got {name!r}"
