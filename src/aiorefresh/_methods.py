@@ -1,8 +1,10 @@
 """The method table: each credential method's options, how it is inferred, and its builder.
 
-Adding an option to a method is one edit here (and one in its constructor overload). The
-session hands `build` the options the user gave and a `BuildContext`; the builder validates
-them (no I/O) and returns the fetcher.
+An option lives in its method's row and in ``OPTION_DEFAULTS`` here, and in the session's
+signature and that method's overload (what editors and mypy read); ``tests/test_methods.py``
+checks that the four agree. The session hands `build` a `BuildContext` and every option of
+the row (the default where not given); the builder validates them (no I/O) and returns the
+fetcher.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ __all__ = [
     "BuildContext",
     "Method",
     "SourceFetcher",
+    "OPTION_DEFAULTS",
     "choose_method",
     "given_options",
+    "row_options",
 ]
 
 
@@ -183,19 +187,7 @@ def _build_web_identity(ctx: BuildContext, options: Mapping[str, Any]) -> Creden
 def _build_iot(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
     from ._fetchers import iot
 
-    config = iot.validate_iot_options(
-        endpoint=options.get("endpoint"),
-        role_alias=options.get("role_alias"),
-        certificate=options.get("certificate"),
-        private_key=options.get("private_key"),
-        thing_name=options.get("thing_name"),
-        ca=options.get("ca"),
-        private_key_password=options.get("private_key_password"),
-        duration_seconds=options.get("duration_seconds"),
-        timeout=options.get("timeout", OPTION_DEFAULTS["timeout"]),
-        verify_peer=options.get("verify_peer", True),
-        discover_endpoint=options.get("discover_endpoint", False),
-    )
+    config = iot.validate_iot_options(**options)
     discover = None
     if config.endpoint is None:
         discover = functools.partial(
@@ -264,6 +256,11 @@ METHODS: dict[str, Method] = {
     )
 }
 """Every credential method by name."""
+
+
+def row_options(row: Method, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of ``row``: the given value, else its default (what `Method.build` takes)."""
+    return {name: given.get(name, OPTION_DEFAULTS[name]) for name in row.options}
 
 
 def given_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from ._fetchers.chain import ChainFetcher, StaticFetcher
 from ._handoff import HandoffCalls
 from ._identity import IdentityCalls
 from ._loops import LoopScope, PerLoop
-from ._methods import METHODS, BuildContext, choose_method, given_options
+from ._methods import (
+    METHODS,
+    OPTION_DEFAULTS,
+    BuildContext,
+    choose_method,
+    given_options,
+    row_options,
+)
 from ._options import (
     PoolOptions,
     RefreshOptions,
@@ -251,6 +258,7 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         ``default_client_kwargs``) apply to every method. A ``botocore_session`` you pass is
         given back as it was on close unless ``botocore_session_owner=True``.
         """
+        arguments = dict(locals())  # the parameters, before anything else is bound
         # Set before anything can raise, so repr and close work on a half-built session.
         self.method = "unknown"
         """The credential method in use (``"sts"``, ``"iot"``, ... or the fetcher's)."""
@@ -261,28 +269,7 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         self._scopes: PerLoop[LoopScope] = PerLoop(LoopScope)
         self._owned_engines: list[RefreshEngine] = []
 
-        method_options = {
-            "custom_credentials_method": custom_credentials_method,
-            "custom_credentials_method_args": custom_credentials_method_args,
-            "assume_role_kwargs": assume_role_kwargs,
-            "sts_client_kwargs": sts_client_kwargs,
-            "session_token_kwargs": session_token_kwargs,
-            "web_identity_kwargs": web_identity_kwargs,
-            "web_identity_token": web_identity_token,
-            "mfa_token_provider": mfa_token_provider,
-            "mfa_token_provider_kwargs": mfa_token_provider_kwargs,
-            "endpoint": endpoint,
-            "role_alias": role_alias,
-            "certificate": certificate,
-            "private_key": private_key,
-            "private_key_password": private_key_password,
-            "thing_name": thing_name,
-            "ca": ca,
-            "duration_seconds": duration_seconds,
-            "timeout": timeout,
-            "verify_peer": verify_peer,
-            "discover_endpoint": discover_endpoint,
-        }
+        method_options = {name: arguments[name] for name in OPTION_DEFAULTS}
         given = given_options(method_options)
         refresh = RefreshOptions.checked(
             advisory_timeout=advisory_timeout,
@@ -379,7 +366,8 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
                 source=self._source_engine,
                 credential_cache=self._credential_cache,
             )
-            fetcher = METHODS[self.method].build(context, given)
+            row = METHODS[self.method]
+            fetcher = row.build(context, row_options(row, given))
         self._fetcher = fetcher
         self._engine = refresh.engine(
             fetcher, name=f"{self.method} credentials", freeze=_aiobotocore.freeze
