@@ -67,23 +67,30 @@ print(json.dumps({
 """
 
 
-def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def environment(
+    extra: Mapping[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> dict[str, str]:
     """This process's environment without any AWS_* variable, plus fake keys (as aws_env)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_TEST_ENV)
     env.update(extra or {})
+    for name in unset:
+        env.pop(name, None)
     return env
 
 
 def aiorefresh(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aiorefresh", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=environment(env),
+        env=environment(env, unset),
         check=False,
     )
 
@@ -243,6 +250,30 @@ def test_exec_passes_the_roles_keys_and_region_to_the_command(
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert "AWS_CREDENTIAL_EXPIRATION" in env
     assert "AWS_PROFILE" not in env
+
+
+def test_the_region_defaults_to_aws_region_as_the_aws_cli_reads_it(moto: MotoServer) -> None:
+    result = aiorefresh(
+        "exec",
+        *at(moto, "--role-arn", ROLE_ARN),
+        "--",
+        sys.executable,
+        "-c",
+        CHILD_PRINTS_ITS_ENVIRONMENT,
+        env={"AWS_REGION": "eu-west-2"},
+        unset=("AWS_DEFAULT_REGION",),
+    )
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-2"
+
+
+def test_no_region_anywhere_says_to_pass_region_or_set_aws_region(moto: MotoServer) -> None:
+    result = aiorefresh(
+        "whoami", *at(moto, "--role-arn", ROLE_ARN), unset=("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    assert result.returncode == 1
+    assert one_line(result.stderr).endswith("(pass --region or set AWS_REGION)")
 
 
 def test_the_command_signs_as_the_assumed_role(moto: MotoServer) -> None:

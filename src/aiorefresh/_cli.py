@@ -91,7 +91,9 @@ def _session_options() -> _Parser:
         help="command printing the current MFA code, e.g. 'ykman oath code -s aws'",
     )
     group.add_argument(
-        "--region", metavar="NAME", help="AWS region (default: the profile's or AWS_REGION)"
+        "--region",
+        metavar="NAME",
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION or the profile's)",
     )
     group.add_argument(
         "--endpoint-url",
@@ -264,7 +266,8 @@ def build_session(args: argparse.Namespace) -> RefreshableSession:
     endpoint = {"endpoint_url": args.endpoint_url} if args.endpoint_url else None
     common: dict[str, Any] = {
         "profile_name": args.profile,
-        "region_name": args.region,
+        # AWS_REGION as the AWS CLI v2 reads it; botocore itself reads only AWS_DEFAULT_REGION.
+        "region_name": args.region or os.environ.get("AWS_REGION") or None,
         "default_client_kwargs": endpoint,
     }
     try:
