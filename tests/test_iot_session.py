@@ -1,20 +1,26 @@
-"""The iot method through RefreshableSession: engine, pool and lifecycle over real mTLS."""
+"""The iot method through RefreshableSession: engine, pool and lifecycle over real mTLS, and
+endpoint discovery with a profile's keys and region."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from _iot_fetcher_helpers import free_port
 from aiorefresh import (
     ConfigurationError,
     IoTCredentialError,
     RefreshableSession,
 )
+from aiorefresh._aiobotocore import _discovery
 from aiorefresh.testing import FrozenClock, IoTCredentialsServer
 
 
@@ -136,3 +142,124 @@ def test_data_endpoint_is_refused_in_the_constructor(
             certificate=iot_server.client_cert_pem,
             private_key=iot_server.client_key_pem,
         )
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+class DescribeEndpoint:
+    """A loopback stand-in for ``iot:DescribeEndpoint``: answers with the IoT server's address
+    and records each request's SigV4 credential scope (key id, region)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.scopes: list[tuple[str, str]] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        scope = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/", request.headers["Authorization"])
+        assert scope is not None, "DescribeEndpoint was not signed"
+        self.scopes.append((scope[1], scope[2]))
+        assert request.path == "/endpoint"
+        assert request.query["endpointType"] == "iot:CredentialProvider"
+        return web.json_response({"endpointAddress": self.address})
+
+
+@pytest.fixture
+async def describe_endpoint(iot_server: IoTCredentialsServer) -> AsyncIterator[DescribeEndpoint]:
+    standin = DescribeEndpoint(iot_server.endpoint.removeprefix("https://"))
+    app = web.Application()
+    app.router.add_get("/endpoint", standin.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", free_port())
+    await site.start()
+    standin.url = site.name
+    yield standin
+    await runner.cleanup()
+
+
+@pytest.fixture
+def device_profile(
+    aws_env: object,
+    describe_endpoint: DescribeEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """A profile ``device`` with its own keys, region (ap-southeast-2) and endpoint_url (the
+    DescribeEndpoint stand-in); the environment has no keys and no region."""
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile device]\nregion = ap-southeast-2\nendpoint_url = {describe_endpoint.url}\n"
+    )
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[device]\naws_access_key_id = AKIADEVICEPROFILE001\n"
+        "aws_secret_access_key = device-profile-secret\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    return "device"
+
+
+def discovering_session(
+    server: IoTCredentialsServer, clock: FrozenClock, profile_name: str
+) -> RefreshableSession:
+    return RefreshableSession(
+        method="iot",
+        profile_name=profile_name,
+        discover_endpoint=True,
+        role_alias="edge-role",
+        certificate=server.client_cert_pem,
+        private_key=server.client_key_pem,
+        ca=server.ca_pem,
+        clock=clock,
+    )
+
+
+async def test_session_discovers_the_endpoint_with_the_profiles_keys_and_region(
+    iot_server: IoTCredentialsServer,
+    frozen_clock: FrozenClock,
+    describe_endpoint: DescribeEndpoint,
+    device_profile: str,
+) -> None:
+    async with discovering_session(iot_server, frozen_clock, device_profile) as session:
+        assert session.fetcher.endpoint is None  # type: ignore[attr-defined]
+        creds = await session.refreshable_credentials()
+        assert session.fetcher.endpoint == iot_server.endpoint  # type: ignore[attr-defined]
+
+    assert describe_endpoint.scopes == [("AKIADEVICEPROFILE001", "ap-southeast-2")]
+    assert creds.expiry_time == frozen_clock() + timedelta(hours=1)
+    assert iot_server.count() == 1
+
+
+async def test_the_discovery_client_is_created_off_the_event_loop(
+    iot_server: IoTCredentialsServer,
+    frozen_clock: FrozenClock,
+    describe_endpoint: DescribeEndpoint,
+    device_profile: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[tuple[str | None, int, asyncio.AbstractEventLoop]] = []
+    new_session = _discovery.new_session
+
+    def spy(*, profile_name: str | None = None, region_name: str | None = None) -> Any:
+        session = new_session(profile_name=profile_name, region_name=region_name)
+
+        def note(**kwargs: Any) -> None:
+            created.append((profile_name, threading.get_ident(), asyncio.get_running_loop()))
+
+        session.register("creating-client-class.iot", note)
+        return session
+
+    monkeypatch.setattr(_discovery, "new_session", spy)
+    async with discovering_session(iot_server, frozen_clock, device_profile) as session:
+        await session.refreshable_credentials()
+
+    ((profile, thread, loop),) = created
+    assert profile == device_profile
+    assert thread != threading.get_ident()
+    assert loop is not asyncio.get_running_loop()
+    assert describe_endpoint.scopes == [("AKIADEVICEPROFILE001", "ap-southeast-2")]

@@ -2,11 +2,12 @@
 
 Credentials objects (`_credentials`), sessions (`_sessions`), what botocore loads, shared once
 per process and loaded off the event loop (`_loaders`), client open/close and the private STS
-client (`_clients`), the ExpiredToken hook (`_retry`: event names, handler arguments, response
-tuples), ``Config`` comparison and merging (`_config`) and the classification of botocore
-errors (`_errors`). Each private name used is listed
-in ``PRIVATE_SURFACE`` and checked by ``tests/test_aiobotocore_surface.py`` on both aiobotocore
-lines, so an upstream change of shape fails loudly in CI instead of silently in production.
+client (`_clients`), the IoT ``DescribeEndpoint`` call of endpoint discovery (`_discovery`), the
+ExpiredToken hook (`_retry`: event names, handler arguments, response tuples), ``Config``
+comparison and merging (`_config`) and the classification of botocore errors (`_errors`). Each
+private name used is listed in ``PRIVATE_SURFACE`` and checked by
+``tests/test_aiobotocore_surface.py`` on both aiobotocore lines, so an upstream change of shape
+fails loudly in CI instead of silently in production.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._credentials import (
     refuse_mfa_prompts,
     session_credentials,
 )
+from ._discovery import DiscoveryFailure, DiscoveryKind, describe_credentials_endpoint
 from ._errors import CLASSIFICATION, NON_RECOVERABLE_CODES, classify, client_error_code
 from ._loaders import build_off_loop, shared_loader, warm_service
 from ._retry import EXPIRED_TOKEN_CODES, NEEDS_RETRY, REQUEST_CREATED, ExpiredTokenRetry, error_code
@@ -44,6 +46,8 @@ __all__ = [
     "REQUEST_CREATED",
     "AdoptedSession",
     "ClientOpener",
+    "DiscoveryFailure",
+    "DiscoveryKind",
     "EngineCredentials",
     "ExpiredTokenRetry",
     "PrivateClient",
@@ -53,6 +57,7 @@ __all__ = [
     "close_client",
     "config_key",
     "credentials_expiry",
+    "describe_credentials_endpoint",
     "detached_config",
     "engine_session",
     "error_code",

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .. import _aiobotocore
 from ..__about__ import __version__
 from .._loops import PerLoop, running_loop
 from .._types import TemporaryCredentials
@@ -65,60 +66,51 @@ async def discover_credentials_endpoint(
 ) -> str:
     """The account's credentials provider host, from ``iot:DescribeEndpoint``.
 
-    Calls ``DescribeEndpoint(endpointType="iot:CredentialProvider")`` with a plain aiobotocore
+    Calls ``DescribeEndpoint(endpointType="iot:CredentialProvider")`` with a new aiobotocore
     session of ``profile_name`` (its credentials and region; default: the default chain), so it
     needs ``iot:DescribeEndpoint`` permission and a region. ``endpoint_url`` (or
-    ``AWS_ENDPOINT_URL_IOT``) points it elsewhere, e.g. moto. Failures raise
+    ``AWS_ENDPOINT_URL_IOT``) points it elsewhere, e.g. moto. The client is built off the event
+    loop by the adapter (`aiorefresh._aiobotocore.describe_credentials_endpoint`). Failures raise
     `IoTCredentialError`: 401/403, an unknown profile and a missing region non-recoverable.
     """
-    from aiobotocore.session import AioSession
-    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
+    found = await _aiobotocore.describe_credentials_endpoint(
+        region_name=region_name, endpoint_url=endpoint_url, profile_name=profile_name
+    )
+    if isinstance(found, str):
+        return found
+    raise _discovery_error(found, profile_name) from found.cause
 
-    try:
-        async with AioSession(profile=profile_name).create_client(
-            "iot", region_name=region_name, endpoint_url=endpoint_url
-        ) as client:
-            answer = await client.describe_endpoint(endpointType="iot:CredentialProvider")
-    except NoRegionError:
-        raise NonRecoverableIoTError(
+
+def _discovery_error(
+    failure: _aiobotocore.DiscoveryFailure, profile_name: str | None
+) -> IoTCredentialError:
+    """The error for a failed ``DescribeEndpoint``: an error answer shows its status and error
+    code only, never its message (botocore copies a body that is not JSON into it)."""
+    if failure.kind == "no-region":
+        return NonRecoverableIoTError(
             f"{_DISCOVERING} needs a region: pass region_name, set one in the profile or set "
             "AWS_REGION"
-        ) from None
-    except ProfileNotFound:
-        raise NonRecoverableIoTError(
+        )
+    if failure.kind == "no-profile":
+        return NonRecoverableIoTError(
             f"{_DISCOVERING} failed: profile_name {profile_name!r} is not in the AWS config files"
-        ) from None
-    except ClientError as exc:
-        raise _discovery_error(exc.response) from None
-    except BotoCoreError as exc:
-        raise IoTCredentialError(f"{_DISCOVERING} failed: {_no_userinfo(str(exc))}") from exc
-    address = answer.get("endpointAddress") if isinstance(answer, Mapping) else None
-    if not isinstance(address, str) or not address:
-        raise IoTCredentialError(f"{_DISCOVERING} failed: the answer has no endpointAddress")
-    return address
-
-
-def _discovery_error(response: object) -> IoTCredentialError:
-    """A refused ``DescribeEndpoint``: status and error code only (botocore copies a body that
-    is not JSON into its message, so the message is never used)."""
-    answer = response if isinstance(response, Mapping) else {}
-    error = answer.get("Error")
-    error = error if isinstance(error, Mapping) else {}
-    metadata = answer.get("ResponseMetadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
-    number = metadata.get("HTTPStatusCode")
-    status = number if isinstance(number, int) else None
-    code = _safe(error.get("Code"), _ERROR_TYPE)
+        )
+    if failure.kind == "no-address":
+        return IoTCredentialError(f"{_DISCOVERING} failed: the answer has no endpointAddress")
+    if failure.kind == "other":
+        return IoTCredentialError(f"{_DISCOVERING} failed: {_no_userinfo(failure.detail or '')}")
+    status = failure.status_code
+    code = _safe(failure.code, _ERROR_TYPE)
     detail = f"HTTP {status}" if status is not None else "an error"
     detail += f" {code}" if code else ""
-    denied = status in (401, 403)
+    denied = failure.kind == "denied"
     hint = " (the caller needs iot:DescribeEndpoint permission)" if denied else ""
     cls = NonRecoverableIoTError if denied else IoTCredentialError
     return cls(
         f"{_DISCOVERING} failed: {detail}{hint}",
         status_code=status,
         code=code,
-        request_id=_safe(metadata.get("RequestId"), _REQUEST_ID),
+        request_id=_safe(failure.request_id, _REQUEST_ID),
     )
 
 
