@@ -276,6 +276,24 @@ def test_no_region_anywhere_says_to_pass_region_or_set_aws_region(moto: MotoServ
     assert one_line(result.stderr).endswith("(pass --region or set AWS_REGION)")
 
 
+def test_endpoint_url_serves_a_role_profiles_assume_role(
+    moto: MotoServer, tmp_path: os.PathLike[str]
+) -> None:
+    config = os.path.join(tmp_path, "config")
+    with open(config, "w") as file:
+        file.write(
+            f"[profile base]\naws_access_key_id = {AWS_TEST_ENV['AWS_ACCESS_KEY_ID']}\n"
+            f"aws_secret_access_key = {AWS_TEST_ENV['AWS_SECRET_ACCESS_KEY']}\n"
+            f"[profile reader]\nrole_arn = {ROLE_ARN}\nsource_profile = base\n"
+            "role_session_name = from-profile\n"
+        )
+    # Were the flag ignored, STS would be asked at a closed loopback port, never at AWS.
+    guard = {"AWS_CONFIG_FILE": config, "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:1"}
+    result = aiorefresh("whoami", *at(moto, "--profile", "reader"), env=guard)
+    assert result.returncode == 0, result.stderr
+    assert f"assumed-role/{ROLE}/from-profile\n" in result.stdout
+
+
 def test_the_command_signs_as_the_assumed_role(moto: MotoServer) -> None:
     result = aiorefresh(
         "exec",

@@ -220,9 +220,9 @@ def _check_combinations(args: argparse.Namespace) -> None:
         )
 
 
-def _check_profile(args: argparse.Namespace) -> None:
+def _check_profile(args: argparse.Namespace) -> bool:
     """The profile exists; a role profile that asks for an MFA code gets --mfa-command, and
-    --mfa-command has a device to answer for."""
+    --mfa-command has a device to answer for. Returns whether the profile has a role."""
     from . import _aiobotocore, _profiles
 
     probe = _aiobotocore.new_session(profile_name=args.profile)
@@ -255,6 +255,7 @@ def _check_profile(args: argparse.Namespace) -> None:
             f"--mfa-command is not used: profile {name!r} has no role with mfa_serial (for MFA "
             "with other credentials, pass --mfa-serial too)"
         )
+    return role is not None
 
 
 def build_session(args: argparse.Namespace) -> RefreshableSession:
@@ -262,7 +263,7 @@ def build_session(args: argparse.Namespace) -> RefreshableSession:
     from ._session import RefreshableSession
 
     _check_combinations(args)
-    _check_profile(args)
+    role_profile = _check_profile(args)
     endpoint = {"endpoint_url": args.endpoint_url} if args.endpoint_url else None
     common: dict[str, Any] = {
         "profile_name": args.profile,
@@ -299,7 +300,11 @@ def build_session(args: argparse.Namespace) -> RefreshableSession:
                 mfa_token_provider=args.mfa_command,
                 **common,
             )
-        return RefreshableSession(mfa_token_provider=args.mfa_command, **common)
+        return RefreshableSession(
+            mfa_token_provider=args.mfa_command,
+            sts_client_kwargs=endpoint if role_profile else None,
+            **common,
+        )
     except (ValidationError, ConfigurationError) as exc:
         raise UsageError(in_cli_terms(str(exc))) from exc
 

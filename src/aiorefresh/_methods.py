@@ -41,6 +41,7 @@ class SourceFetcher(Protocol):
         *,
         mfa_token_provider: Any = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        sts_client_kwargs: Mapping[str, Any] | None = None,
     ) -> CredentialFetcher: ...
 
 
@@ -120,14 +121,27 @@ def _build_custom(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFe
 
 def _build_default(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialFetcher:
     """The source credentials themselves: explicit keys, a role profile through aiorefresh's
-    fetchers (``mfa_token_provider`` for its ``mfa_serial``), or aiobotocore's chain."""
+    fetchers (``mfa_token_provider`` for its ``mfa_serial``, ``sts_client_kwargs`` for its
+    STS clients), or aiobotocore's chain."""
     if options.get("mfa_token_provider_kwargs") is not None and not options.get(
         "mfa_token_provider"
     ):
         raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
+    sts_kwargs = None
+    if options.get("sts_client_kwargs") is not None:
+        from ._fetchers._sts_options import validate_sts_client_kwargs
+
+        sts_kwargs = validate_sts_client_kwargs(options["sts_client_kwargs"])
+        signing = sorted(k for k in sts_kwargs if k.startswith("aws_"))
+        if signing:
+            raise ConfigurationError(
+                f"sts_client_kwargs of method 'default' must not hold {', '.join(signing)}: "
+                "a role profile's AssumeRole calls are signed by the profile's source"
+            )
     return ctx.source_fetcher(
         mfa_token_provider=options.get("mfa_token_provider"),
         mfa_token_provider_kwargs=options.get("mfa_token_provider_kwargs"),
+        sts_client_kwargs=sts_kwargs,
     )
 
 
@@ -212,7 +226,7 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "default",
-            ("mfa_token_provider", "mfa_token_provider_kwargs"),
+            ("mfa_token_provider", "mfa_token_provider_kwargs", "sts_client_kwargs"),
             (),
             True,
             _build_default,

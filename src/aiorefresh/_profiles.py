@@ -26,6 +26,7 @@ from ._fetchers.chain import ChainFetcher, StaticFetcher
 from ._fetchers.sts import AssumeRoleFetcher
 from ._types import CredentialCache, CredentialFetcher, TemporaryCredentials, parse_expiry
 from .errors import ConfigurationError, NoCredentialsFound
+from .mfa import make_mfa_provider
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession
@@ -293,6 +294,7 @@ def build_role_fetcher(
     profile_name: str | None = None,
     mfa_token_provider: Any = None,
     mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+    sts_client_kwargs: Mapping[str, Any] | None = None,
 ) -> AssumeRoleFetcher:
     """The fetcher of ``profile``'s own role, over engines for its base and inner roles.
 
@@ -300,12 +302,22 @@ def build_role_fetcher(
     to ``owned_engines``, which the session closes. Every role with ``mfa_serial`` asks
     ``mfa_token_provider``; without one, only a valid cached entry serves it, otherwise
     `MFAError` is raised: nothing ever prompts. ``profile_name`` configures the private STS
-    clients (endpoint, region), as the session's own clients.
+    clients (endpoint, region), as the session's own clients; ``sts_client_kwargs`` (an
+    endpoint, ``verify``, ``config``) goes to every link's STS client. One MFA provider serves
+    every link, so a code used by one link is never sent again by another.
     """
     if mfa_token_provider_kwargs is not None and mfa_token_provider is None:
         raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
     if mfa_token_provider is not None and not profile.needs_mfa:
         raise unused_mfa_provider(profile.name)
+    provider = None
+    if mfa_token_provider is not None:
+        provider = make_mfa_provider(
+            mfa_token_provider, mfa_token_provider_kwargs, clock=refresh.clock
+        )
+    client_kwargs = dict(sts_client_kwargs or {})
+    if region_name is not None:
+        client_kwargs.setdefault("region_name", region_name)
 
     def engine(fetcher: CredentialFetcher, name: str) -> RefreshEngine:
         made = refresh.engine(fetcher, name=name, notify=False)
@@ -326,9 +338,8 @@ def build_role_fetcher(
         fetcher = AssumeRoleFetcher(
             link.params,
             source=source,
-            client_kwargs=None if region_name is None else {"region_name": region_name},
-            mfa_token_provider=mfa_token_provider if needs_code else None,
-            mfa_token_provider_kwargs=mfa_token_provider_kwargs if needs_code else None,
+            client_kwargs=dict(client_kwargs) or None,
+            mfa_token_provider=provider if needs_code else None,
             clock=refresh.clock,
             profile_name=profile_name,
             credential_cache=credential_cache,

@@ -101,6 +101,7 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         method: Literal["default"] | None = None,
         mfa_token_provider: MFATokenProviderLike | None = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        sts_client_kwargs: STSClientConfig | Mapping[str, Any] | None = None,
         **options: Unpack[SessionOptions],
     ) -> None: ...
     @overload
@@ -407,10 +408,13 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         *,
         mfa_token_provider: Any = None,
         mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
+        sts_client_kwargs: Mapping[str, Any] | None = None,
+        refuse_unused: bool = True,
     ) -> CredentialFetcher:
         """The explicit keys, the adopted session's credentials, a role profile's chain of
-        aiorefresh fetchers (its ``mfa_serial`` answered by ``mfa_token_provider``), or the
-        default chain."""
+        aiorefresh fetchers (its ``mfa_serial`` answered by ``mfa_token_provider``, its STS
+        clients configured by ``sts_client_kwargs``; refused for another source unless
+        ``refuse_unused`` is false), or the default chain."""
         adopted = self._adopted.original_credentials if self._adopted is not None else None
         profile, region = self._profile_name, self._explicit_region
         role = None
@@ -428,9 +432,15 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
                 profile_name=profile,
                 mfa_token_provider=mfa_token_provider,
                 mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+                sts_client_kwargs=sts_client_kwargs,
             )
         if mfa_token_provider is not None or mfa_token_provider_kwargs is not None:
             raise _profiles.unused_mfa_provider(self.profile_name)
+        if sts_client_kwargs is not None and refuse_unused:
+            raise ConfigurationError(
+                f"sts_client_kwargs is used by method 'default' only for a role profile, and "
+                f"profile {self.profile_name!r} has no role_arn"
+            )
         if self._source_keys is not None:
             return StaticFetcher(*self._source_keys)
 
@@ -446,9 +456,14 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
 
     def _source_engine(self) -> RefreshEngine:
         if self._source is None:
-            self._source = self._refresh.engine(
-                self._source_fetcher(), name="source credentials", notify=False
+            # A role profile under an STS method: its links use the method's STS endpoint too.
+            sts_kwargs = self._method_options.get("sts_client_kwargs")
+            if isinstance(sts_kwargs, Mapping):
+                sts_kwargs = {k: v for k, v in sts_kwargs.items() if not k.startswith("aws_")}
+            fetcher = self._source_fetcher(
+                sts_client_kwargs=sts_kwargs or None, refuse_unused=False
             )
+            self._source = self._refresh.engine(fetcher, name="source credentials", notify=False)
             self._owned_engines.append(self._source)
         return self._source
 
