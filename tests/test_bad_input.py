@@ -434,13 +434,10 @@ async def fetch_for(account: str) -> Any:
     raise AssertionError("never called")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not refused: fetcher= is only checked with callable(); a __call__ that needs "
-    "arguments fails at the first refresh. Belongs in RefreshableSession.__init__ next to "
-    "the callable check, src/aiorefresh/_session.py:312 "
-    "(e.g. with _util.signature_accepts(fetcher, {}))",
-)
+async def fetch() -> Any:
+    raise AssertionError("never called")
+
+
 @pytest.mark.parametrize("fetcher", [NeedsRegion(), fetch_for], ids=["object", "function"])
 def test_a_fetcher_whose_call_needs_arguments_is_a_validation_error(fetcher: Any) -> None:
     refused(ValidationError, ("fetcher",), {"fetcher": fetcher})
@@ -463,17 +460,10 @@ def test_a_profile_name_that_does_not_exist_is_refused_with_iot(
 
 
 def test_a_profile_name_that_does_not_exist_is_refused_with_a_fetcher() -> None:
-    options = {"fetcher": NeedsRegion(), "profile_name": "nowhere"}
+    options = {"fetcher": fetch, "profile_name": "nowhere"}
     refused(ConfigurationError, ("profile_name",), options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not refused: only profile_name is checked against available_profiles "
-    "(src/aiorefresh/_session.py:353); AWS_PROFILE naming a missing profile fails at first "
-    "use as a recoverable CredentialRefreshError (botocore ProfileNotFound). The CLI already "
-    "checks it (src/aiorefresh/_cli.py:230)",
-)
 @pytest.mark.parametrize("build", [sts, custom], ids=lambda b: b.__name__)
 def test_aws_profile_naming_a_profile_that_does_not_exist_is_a_configuration_error(
     build: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch

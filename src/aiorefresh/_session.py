@@ -50,7 +50,7 @@ from ._types import (
     STSClientConfig,
     TemporaryCredentials,
 )
-from ._util import check_bool
+from ._util import check_bool, signature_accepts
 from .errors import (
     ConfigurationError,
     NoCredentialsFound,
@@ -315,6 +315,12 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
                     "fetcher must be an object with async __call__() returning "
                     f"TemporaryCredentials, got {type(fetcher).__name__}"
                 )
+            why = signature_accepts(fetcher, {})
+            if why is not None:
+                raise ValidationError(
+                    "fetcher must be callable with no arguments (async __call__() returning "
+                    f"TemporaryCredentials): {why}"
+                )
             if keys is not None:
                 raise ConfigurationError(
                     "explicit aws_access_key_id/aws_secret_access_key are not used with "
@@ -351,9 +357,17 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
             self._aiosession = _aiobotocore.new_session(
                 profile_name=profile_name, region_name=region_name
             )
-        if profile_name is not None and profile_name not in self._aiosession.available_profiles:
+        # An explicit name must exist; AWS_PROFILE too, unless it names botocore's "default".
+        named = profile_name if profile_name is not None else self._aiosession.profile
+        implicit_default = profile_name is None and named == "default"
+        if (
+            named is not None
+            and not implicit_default
+            and named not in self._aiosession.available_profiles
+        ):
+            where = "profile_name" if profile_name is not None else "AWS_PROFILE"
             raise ConfigurationError(
-                f"profile_name {profile_name!r} is not in the shared config or credentials "
+                f"{where} {named!r} is not in the shared config or credentials "
                 "files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
             )
         warn_if_endpoints_differ(given.get("sts_client_kwargs"), pool_options)
