@@ -111,8 +111,11 @@ async def run_python(code: str, *args: str, env: dict[str, str] | None = None) -
 
 
 @pytest.fixture
-def profile_env(aws_env: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def profile_env(aws_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """A parent environment with a profile, a stale token and a stale expiry set."""
+    config = tmp_path / "parent-config"
+    config.write_text("[profile parent-profile]\n[profile parent-default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "parent-profile")
     monkeypatch.setenv("AWS_DEFAULT_PROFILE", "parent-default")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "parent-token")
