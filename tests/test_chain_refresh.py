@@ -39,6 +39,7 @@ class CredentialProcess:
         self.script = tmp_path / "issue.py"
         self.script.write_text(ISSUE)
         self.counter = tmp_path / "runs"
+        self.config = tmp_path / "config"
 
     @property
     def runs(self) -> int:
@@ -52,9 +53,8 @@ class CredentialProcess:
 @pytest.fixture
 def process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: Any) -> CredentialProcess:
     issuer = CredentialProcess(tmp_path)
-    config = tmp_path / "config"
-    config.write_text(issuer.profile())
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    issuer.config.write_text(issuer.profile())
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(issuer.config))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     return issuer
@@ -115,3 +115,21 @@ async def test_an_expired_token_answer_runs_the_process_again_and_retries(
     calls = [r.access_key for r in sts_standin.requests if r.action == "GetCallerIdentity"]
     assert calls == ["ASIAPROCESS000001", "ASIAPROCESS000002"]
     assert process.runs == 2
+
+
+async def test_a_process_profile_is_the_source_of_a_role_profile(
+    process: CredentialProcess, frozen_clock: FrozenClock, sts_standin: STSStandIn
+) -> None:
+    role = "arn:aws:iam::123456789012:role/over-the-process"
+    process.config.write_text(
+        process.profile() + f"[profile role]\nrole_arn = {role}\nsource_profile = proc\n"
+    )
+    async with RefreshableSession(
+        profile_name="role",
+        clock=frozen_clock,
+        sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
+        default_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
+    ) as session:
+        await session.refreshable_credentials()
+    signed = [r.access_key for r in sts_standin.requests if r.action == "AssumeRole"]
+    assert signed == ["ASIAPROCESS000001"]

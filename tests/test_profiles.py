@@ -526,6 +526,11 @@ BROKEN = {
         "[profile broken]\nrole_arn = admin\nsource_profile = base\n",
         "role_arn must look like arn:",
     ),
+    "source-without-credentials": (
+        f"[profile broken]\nrole_arn = {FIRST}\nsource_profile = empty\n"
+        "[profile empty]\nregion = us-east-1\n",
+        "source_profile 'empty', which has no credentials",
+    ),
     "partial-keys": (
         f"[profile broken]\nrole_arn = {FIRST}\nsource_profile = half\n"
         "[profile half]\naws_access_key_id = AKIAHALF\n",

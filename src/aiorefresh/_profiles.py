@@ -195,11 +195,28 @@ def resolve_role_profile(
                 "source_profile without keys to start from"
             )
         if not _has_role(settings):
+            if not any(settings.get(key) for key in _PROFILE_PROVIDER_KEYS):
+                # botocore refuses it too, rather than reaching container or instance metadata
+                raise ConfigurationError(
+                    f"profile {current!r} names source_profile {source!r}, which has no "
+                    "credentials: give it aws_access_key_id/aws_secret_access_key, "
+                    "credential_process, an SSO configuration or web_identity_token_file"
+                )
             base = ProfileChain(source)
             break
         visited.append(source)
         current = source
     return RoleProfile(name=name, base=base, roles=tuple(reversed(roles)))
+
+
+_PROFILE_PROVIDER_KEYS = (
+    "credential_process",
+    "sso_session",
+    "sso_start_url",
+    "sso_account_id",
+    "web_identity_token_file",
+)
+"""Settings by which a source profile without keys can still have credentials of its own."""
 
 
 def _has_role(profile: Mapping[str, Any]) -> bool:
