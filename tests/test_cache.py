@@ -192,6 +192,21 @@ async def test_an_entry_with_more_than_a_minute_left_is_used(
     assert sts.count("AssumeRole") == 0
 
 
+async def test_an_entry_without_an_account_id_takes_it_from_the_assumed_role_arn(
+    aws_env: Any, sts: STSStandIn, frozen_clock: FrozenClock, tmp_path: Path
+) -> None:
+    # Older AWS CLIs write STS's answer as it came: no Credentials.AccountId.
+    entry = cli_entry("ASIACACHED", frozen_clock() + timedelta(hours=1))
+    del entry["Credentials"]["AccountId"]
+    entry["AssumedRoleUser"]["Arn"] = "arn:aws:sts::210987654321:assumed-role/reader/cli"
+    cache = JSONFileCache(tmp_path)
+    async with assume_role(sts, frozen_clock, cache, RoleSessionName="s1") as fetcher:
+        await cache.set(fetcher.cache_key, entry)
+        creds = await fetcher()
+    assert (creds.access_key, creds.account_id) == ("ASIACACHED", "210987654321")
+    assert sts.count("AssumeRole") == 0
+
+
 async def test_an_entry_inside_the_mandatory_window_is_not_used(
     aws_env: Any, sts: STSStandIn, frozen_clock: FrozenClock
 ) -> None:

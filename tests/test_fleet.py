@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from _mfa_helpers import FakeSleep
 from aiorefresh import (
     ConfigurationError,
     FleetStats,
@@ -26,6 +27,7 @@ from aiorefresh import (
     SessionFleet,
     ValidationError,
 )
+from aiorefresh.mfa import make_mfa_provider
 from aiorefresh.testing import CountingFetcher, FrozenClock, MotoServer, STSStandIn
 
 if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
@@ -33,6 +35,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backpo
 
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
 ACCOUNTS = [f"{100000000000 + n:012d}" for n in range(50)]
+MFA_DEVICE = "arn:aws:iam::123456789012:mfa/auditor"
 
 
 @pytest.fixture
@@ -342,6 +345,43 @@ async def test_fleet_progress_counts_every_account_and_region(
     assert seen == [(n, 6) for n in range(1, 7)]
 
 
+# -- MFA --------------------------------------------------------------------------------------
+
+
+async def test_mfa_children_share_one_provider_so_each_assume_role_gets_a_code_of_its_own(
+    source: RefreshableSession,
+    sts_standin: STSStandIn,
+    frozen_clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A TOTP device gives one code per 30-second step and STS refuses a code used twice: the
+    # children must take turns on one provider, the later ones waiting for the next step
+    # (FakeSleep moves the frozen clock instead, wherever the provider is made).
+    sleep = FakeSleep(frozen_clock)
+    defaults = make_mfa_provider.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "sleep", sleep)
+    asked: list[str] = []
+
+    def totp() -> str:
+        asked.append(f"{int(frozen_clock().timestamp() // 30) % 1_000_000:06d}")
+        return asked[-1]
+
+    fleet = fleet_of(source, sts_standin, SerialNumber=MFA_DEVICE, mfa_token_provider=totp)
+    async with fleet:
+
+        async def refresh(account: str) -> str:
+            async with fleet.session(account) as child:
+                return (await child.refreshable_credentials()).access_key
+
+        keys = await asyncio.gather(*(refresh(account) for account in ACCOUNTS[:3]))
+    sent = [r.params["TokenCode"] for r in sts_standin.requests if r.action == "AssumeRole"]
+    assert len(set(keys)) == 3
+    assert len(sent) == len(set(sent)) == 3
+    assert set(sent) == set(asked)
+    assert len(sleep.calls) == 2  # the second and third child each waited for a new step
+
+
 # -- stats and lifecycle ----------------------------------------------------------------------
 
 
@@ -394,6 +434,31 @@ async def test_closing_the_source_closes_the_fleet_children(
         ((None, 5), {}, ValidationError, "role_arn must be a str"),
         ((None, "arn:aws:iam::123456789012:role/X"), {}, ConfigurationError, "{account_id}"),
         ((None, "arn:aws:iam::{account_id}:role/{x}"), {}, ConfigurationError, "only field"),
+        *(
+            ((None, f"arn:aws:iam::{{account_id}}:role/{field}"), {}, ConfigurationError, message)
+            for field, message in [
+                ("{account_id.x}", "role_arn must be a template whose only field"),
+                ("{account_id[0]}", "role_arn must be a template whose only field"),
+                ("{account_id!r}", "role_arn must be a template whose only field"),
+                ("{account_id:>12}", "role_arn must be a template whose only field"),
+                ("{}", "role_arn must be a template whose only field"),
+                ("x}", "role_arn must be a template whose only field"),
+            ]
+        ),
+        ((None, "arn:aws:iam::{{account_id}}:role/X"), {}, ConfigurationError, "role_arn must"),
+        (
+            (None,),
+            {"SerialNumber": MFA_DEVICE, "mfa_token_provider": 5},
+            ValidationError,
+            "mfa_token_provider must be",
+        ),
+        ((None,), {"mfa_token_provider": lambda: "123456"}, ConfigurationError, "SerialNumber"),
+        (
+            (None,),
+            {"mfa_token_provider_kwargs": {"timeout": 5}},
+            ConfigurationError,
+            "mfa_token_provider_kwargs needs mfa_token_provider",
+        ),
         ((None, "arn:aws:iam::{account_id}:role/a b"), {}, ConfigurationError, "RoleArn"),
         ((None,), {"max_sessions": 0}, ConfigurationError, "max_sessions must be a positive"),
         ((None,), {"max_sessions": "9"}, ValidationError, "max_sessions must be a positive"),

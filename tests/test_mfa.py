@@ -15,22 +15,10 @@ from typing import Any
 import anyio
 import pytest
 
-from _mfa_helpers import CODE, PY, command
+from _mfa_helpers import CODE, PY, FakeSleep, command
 from aiorefresh.errors import MFAError
 from aiorefresh.mfa import DEFAULT_COMMAND_TIMEOUT, make_mfa_provider
 from aiorefresh.testing import FrozenClock
-
-
-class FakeSleep:
-    """Records the waits and moves the frozen clock instead of sleeping."""
-
-    def __init__(self, clock: FrozenClock) -> None:
-        self.clock = clock
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.clock.advance(seconds)
 
 
 def codes(*values: str) -> Iterator[str]:
@@ -405,7 +393,8 @@ async def test_repr_of_a_command_provider_never_shows_the_code_handed_out() -> N
 
 
 async def test_timeout_message_never_shows_what_the_command_printed() -> None:
-    script = f"import time; print('{CODE}', flush=True); time.sleep(60)"
+    # The code without its newline: a whole line holding one code would end the wait early.
+    script = f"import sys, time; sys.stdout.write('{CODE}'); sys.stdout.flush(); time.sleep(60)"
     provider = make_mfa_provider(command(script), {"timeout": 0.5})
 
     with pytest.raises(MFAError, match="timed out") as caught:

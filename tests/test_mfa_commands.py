@@ -291,3 +291,58 @@ async def test_exit_status_is_reported_though_a_child_holds_stdout(tmp_path: Pat
 
     with pytest.raises(MFAError, match="exited with status 3"):
         await provider()
+
+
+# ------------------------------------------------ commands that keep running after their code
+
+
+@posix_only
+@pytest.mark.parametrize("child_stdout", [False, True], ids=["child", "child holding stdout"])
+async def test_a_command_that_keeps_running_after_its_code_gives_the_code_and_is_killed(
+    tmp_path: Path, child_stdout: bool
+) -> None:
+    # As `sh -c 'echo 123456; sleep 60'`: the code is taken a moment after its line is read,
+    # long before the command's timeout, and the command dies with what it started.
+    pid_file, own_pid = tmp_path / "child", tmp_path / "command"
+    before = f"import os; open({str(own_pid)!r}, 'w').write(str(os.getpid()))"
+    after = f"print('your code: {CODE}', flush=True); time.sleep(60)"
+    argv = spawner(pid_file, before=before, after=after, child_stdout=child_stdout)
+    provider = make_mfa_provider(argv, {"timeout": 20})
+
+    with anyio.fail_after(10):  # a provider waiting for the command to exit fails here
+        assert await provider() == CODE
+    assert await dies(int(await read_when_written(own_pid)))
+    assert await dies(int(await read_when_written(pid_file)))
+
+
+@posix_only
+async def test_a_shell_command_that_sleeps_after_echoing_its_code_is_not_a_timeout() -> None:
+    provider = make_mfa_provider(["sh", "-c", f"echo {CODE}; exec sleep 60"], {"timeout": 20})
+
+    with anyio.fail_after(10):
+        assert await provider() == CODE
+
+
+@posix_only
+@pytest.mark.parametrize("pause", ["", "time.sleep(0.02); "], ids=["together", "a moment later"])
+async def test_a_second_code_printed_soon_after_the_first_is_still_ambiguous(pause: str) -> None:
+    script = (
+        "import time\n"
+        f"print('prod 123456', flush=True); {pause}print('dev 654321', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    provider = make_mfa_provider(command(script), {"timeout": 20})
+
+    with anyio.fail_after(10), pytest.raises(MFAError, match="2 6-digit groups") as caught:
+        await provider()
+    assert "123456" not in str(caught.value)
+    assert "654321" not in str(caught.value)
+
+
+@posix_only
+async def test_a_code_without_its_newline_waits_for_the_command_to_exit() -> None:
+    # Only a whole line counts: `123` then `456` must not be taken as a code too early.
+    script = "import sys, time; sys.stdout.write('123'); sys.stdout.flush(); time.sleep(0.3)"
+    provider = make_mfa_provider(command(script + "; print('456')"), {"timeout": 20})
+
+    assert await provider() == CODE

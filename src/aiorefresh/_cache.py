@@ -37,6 +37,7 @@ __all__ = [
     "JSONFileCache",
     "MemoryCache",
     "assume_role_cache_key",
+    "assumed_role_account",
     "check_credential_cache",
     "credentials_from_entry",
     "entry_from_credentials",
@@ -92,16 +93,33 @@ def entry_from_credentials(creds: TemporaryCredentials) -> dict[str, Any]:
     return {"Credentials": credentials}
 
 
+def assumed_role_account(answer: Mapping[str, Any]) -> str | None:
+    """The account id in ``answer['AssumedRoleUser']['Arn']`` (an AssumeRole answer, or a cache
+    entry the AWS CLI wrote from one), or ``None``."""
+    user = answer.get("AssumedRoleUser")
+    arn = user.get("Arn") if isinstance(user, Mapping) else None
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else None
+
+
 def credentials_from_entry(entry: object, *, key: str) -> TemporaryCredentials | None:
-    """The credentials of a cache entry, or ``None`` (logged, never shown) if it is foreign."""
+    """The credentials of a cache entry, or ``None`` (logged, never shown) if it is foreign.
+
+    An entry without ``Credentials.AccountId`` (older AWS CLIs store STS's answer as it came)
+    takes the account from ``AssumedRoleUser.Arn``, as a fresh AssumeRole does.
+    """
     creds = entry.get("Credentials") if isinstance(entry, Mapping) else None
-    if not isinstance(creds, Mapping):
+    if not isinstance(entry, Mapping) or not isinstance(creds, Mapping):
         _ignored(key, "it has no Credentials object")
         return None
     mapping = {
         name: creds.get(name)
         for name in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "AccountId")
     }
+    if mapping["AccountId"] is None:
+        mapping["AccountId"] = assumed_role_account(entry)
     token = mapping["SessionToken"]
     if not isinstance(token, str) or not token:
         _ignored(key, "its Credentials have no SessionToken")

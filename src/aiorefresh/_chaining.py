@@ -36,21 +36,26 @@ class ChainingCalls:
         session at one hour, so a longer ``DurationSeconds`` is capped with a warning. The
         child inherits the refresh and pool options; closing this session closes the child.
         """
-        from ._fetchers.sts import AssumeRoleFetcher, cap_chained_duration
+        from ._fetchers.sts import AssumeRoleFetcher, cap_chained_duration, shared_mfa_provider
 
         parent = cast("RefreshableSession", self)
         parent._check_open()
+        params = {"RoleArn": RoleArn, **assume_role_kwargs}
+        # Made once, here: an MFATokenProvider given (a fleet's, shared by its children) is
+        # used as it is, so one reuse guard sees every code of the device.
+        provider = shared_mfa_provider(
+            params, mfa_token_provider, mfa_token_provider_kwargs, clock=parent._refresh.clock
+        )
         if sts_client_kwargs is None:
             inherited = getattr(parent._fetcher, "client_kwargs", None) or {}
             sts_client_kwargs = {
                 k: v for k, v in inherited.items() if not k.startswith("aws_")
             } or None
         fetcher = AssumeRoleFetcher(
-            {"RoleArn": RoleArn, **assume_role_kwargs},
+            params,
             source=parent._engine,
             client_kwargs=_with_region(sts_client_kwargs, parent._explicit_region),
-            mfa_token_provider=mfa_token_provider,
-            mfa_token_provider_kwargs=mfa_token_provider_kwargs,
+            mfa_token_provider=provider,
             clock=parent._refresh.clock,
             profile_name=parent._profile_name,
             credential_cache=parent._credential_cache,

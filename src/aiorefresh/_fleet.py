@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ from ._fanout import (
 )
 from ._fetchers.sts import (
     cap_chained_duration,
+    shared_mfa_provider,
     validate_assume_role_kwargs,
     validate_sts_client_kwargs,
 )
@@ -158,13 +160,7 @@ class SessionFleet:
             raise ValidationError(
                 f"source_session must be a RefreshableSession, got {type(source_session).__name__}"
             )
-        if not isinstance(role_arn, str):
-            raise ValidationError(f"role_arn must be a str, got {type(role_arn).__name__}")
-        if _PLACEHOLDER not in role_arn:
-            raise ConfigurationError(
-                f"role_arn must contain {_PLACEHOLDER} where each account's id goes, got "
-                f"{role_arn!r}"
-            )
+        _check_template(role_arn)
         if max_sessions is not None and (
             isinstance(max_sessions, bool) or not isinstance(max_sessions, int)
         ):
@@ -178,20 +174,24 @@ class SessionFleet:
         if "RoleArn" in assume_role_kwargs:
             raise ConfigurationError("pass the role as role_arn (a template), not RoleArn")
         params = {k: v for k, v in assume_role_kwargs.items() if k not in _SESSION_OPTIONS}
-        probe = "123456789012"
-        try:
-            role_arn.format(account_id=probe)
-        except (KeyError, IndexError, ValueError):
-            raise ConfigurationError(
-                f"role_arn must be a template whose only field is {_PLACEHOLDER}, got {role_arn!r}"
-            ) from None
         checked = validate_assume_role_kwargs(
-            {"RoleArn": role_arn.format(account_id=probe), **params}, parameter="assume_role_kwargs"
+            {"RoleArn": role_arn.format(account_id="123456789012"), **params},
+            parameter="assume_role_kwargs",
         )
         validate_sts_client_kwargs(assume_role_kwargs.get("sts_client_kwargs"))
         cap_chained_duration(checked)  # warns once, here, rather than once per child
         if "DurationSeconds" in params:
             assume_role_kwargs["DurationSeconds"] = checked["DurationSeconds"]
+        # One provider for every child: they take turns on it, and its reuse guard sees every
+        # code of the device (STS refuses a TOTP code sent twice, by two children too).
+        provider = shared_mfa_provider(
+            checked,
+            assume_role_kwargs.pop("mfa_token_provider", None),
+            assume_role_kwargs.pop("mfa_token_provider_kwargs", None),
+            clock=source_session._refresh.clock,
+        )
+        if provider is not None:
+            assume_role_kwargs["mfa_token_provider"] = provider
 
         self.source = source_session
         """The session every child chains from."""
@@ -343,6 +343,29 @@ class SessionFleet:
         return (
             f"<SessionFleet {self.role_arn!r} sessions={stats.sessions} "
             f"max_sessions={self.max_sessions}>"
+        )
+
+
+def _check_template(role_arn: object) -> None:
+    """Refuse a ``role_arn`` that is not a str whose only fields are plain ``{account_id}``
+    (no attribute, index, conversion or format spec: those would fail, or run, later)."""
+    if not isinstance(role_arn, str):
+        raise ValidationError(f"role_arn must be a str, got {type(role_arn).__name__}")
+    try:
+        fields = [
+            (name, conversion, spec)
+            for _, name, spec, conversion in string.Formatter().parse(role_arn)
+            if name is not None
+        ]
+    except ValueError:  # an unmatched brace
+        fields = None
+    if fields is None or any(field != ("account_id", None, "") for field in fields):
+        raise ConfigurationError(
+            f"role_arn must be a template whose only field is {_PLACEHOLDER}, got {role_arn!r}"
+        )
+    if not fields:
+        raise ConfigurationError(
+            f"role_arn must contain {_PLACEHOLDER} where each account's id goes, got {role_arn!r}"
         )
 
 

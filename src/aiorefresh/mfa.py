@@ -9,26 +9,26 @@ thread.
 Codes never appear in logs, reprs or error messages. AWS refuses a code that was already used,
 so the provider remembers (as a salted digest) the last code it handed out and, when the same
 code comes back within a few TOTP steps, waits for the next 30-second step and asks again.
+Concurrent calls of one provider take turns, so each sees the code handed out before it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import os
 import re
 import secrets
 import shlex
-import signal
-import subprocess
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import anyio
-import anyio.abc
 
+from ._mfa_commands import TOKEN_GROUP, Command, Source
 from ._util import call_user, check_seconds, is_async_callable, signature_accepts, utc_now
 from .errors import ConfigurationError, MFAError, ValidationError
 
@@ -52,22 +52,7 @@ arguments, or a command string."""
 DEFAULT_COMMAND_TIMEOUT = 30.0
 """Seconds a command provider may take before it is killed (option ``timeout``)."""
 
-_TOKEN_GROUP = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 _TOKEN_CODE = re.compile(r"[0-9]{6}")
-_COMMAND_OPTIONS = frozenset({"timeout", "env", "cwd"})
-_REFUSED_OPTIONS = {
-    "stdout": "aiorefresh reads the code from the command's standard output",
-    "stderr": "the command's standard error is never read (it may hold the code)",
-    "shell": "commands never run through a shell; pass a list of arguments",
-    "executable": "the program is the first argument of the command",
-    "preexec_fn": "it is not safe with threads and cannot run in an async subprocess",
-}
-_MAX_OUTPUT = 64 * 1024
-# POSIX: the command leads a new session, and its process group is killed when it ends. The
-# output pipe is our own, so what it printed before exiting can be taken without waiting for
-# an EOF that a background child holding the pipe would delay. Elsewhere only the command
-# itself is killed, and its output is read to EOF.
-_POSIX = os.name == "posix"
 
 # TOTP: a code lives for one 30-second step. A repeat within a few steps is the same code
 # (AWS rejects it as used); the wait for the next step gets a margin for clock skew and is
@@ -89,7 +74,7 @@ def extract_token(output: str, *, source: str = "mfa_token_provider") -> str:
     """
     if not isinstance(output, str):
         raise MFAError(f"{source} returned {type(output).__name__}; expected str")
-    found = _TOKEN_GROUP.findall(output)
+    found = TOKEN_GROUP.findall(output)
     if len(found) == 1:
         return str(found[0])
     if not found:
@@ -139,12 +124,16 @@ def make_mfa_provider(
       as "touch your key" reach the terminal) and never read. On POSIX the command runs in a
       new session, without a controlling terminal (it cannot read a PIN from the terminal;
       use a callable for that), and everything it started is killed when it exits, times out
-      or is cancelled.
+      or is cancelled. A command need not exit: once it has printed a whole line holding one
+      code, its output is read for 0.2 s more (a second code is still refused as ambiguous)
+      and it is stopped.
 
     ``timeout`` (seconds) bounds one call of the provider, the wait for the next TOTP step
     included, and is exposed as ``provider.timeout``; it is the one way to bound a callable
     (whose ``kwargs`` are its own). None means the default: 30 s (or ``kwargs['timeout']``)
-    for a command, no limit for a callable. A provider made earlier is returned unchanged.
+    for a command, no limit for a callable. A provider made earlier is returned unchanged:
+    make one and share it wherever the same MFA device is used, so that its calls take turns
+    and its reuse guard sees every code handed out.
 
     Everything is checked here, before anything runs: wrong types raise ``ValidationError``,
     refused or unknown options ``ConfigurationError``; messages name ``parameter`` (and
@@ -167,9 +156,15 @@ def make_mfa_provider(
                 "timeout when you make it"
             )
         return provider
-    source: _Source
+    source: Source
     if isinstance(provider, (str, list, tuple)):
-        source = _Command(_argv(provider, parameter), options, parameter, options_name)
+        source = Command(
+            _argv(provider, parameter),
+            options,
+            parameter,
+            options_name,
+            default_timeout=DEFAULT_COMMAND_TIMEOUT,
+        )
     elif callable(provider):
         source = _callable_source(provider, options, parameter, options_name)
     else:
@@ -177,7 +172,7 @@ def make_mfa_provider(
             f"{parameter} must be a coroutine function, a callable, a list of command "
             f"arguments or a command string, got {type(provider).__name__}"
         )
-    if budget is not None and isinstance(source, _Command) and "timeout" in options:
+    if budget is not None and isinstance(source, Command) and "timeout" in options:
         raise ConfigurationError(
             f"the timeout of {parameter} is given twice (timeout and {options_name}"
             "['timeout']); give it once"
@@ -250,19 +245,7 @@ def _describe(function: object) -> str:
 # ------------------------------------------------------------------------------ sources
 
 
-class _Source:
-    """One way of getting raw output (a str) that should hold one code."""
-
-    default_timeout: float | None = None
-    label = ""
-    """What the source is, for messages and reprs: never an argument or an option value."""
-    timeout_note = ""
-
-    async def output(self) -> str:
-        raise NotImplementedError
-
-
-class _Callable(_Source):
+class _Callable(Source):
     """A coroutine function (awaited) or a sync callable (in a worker thread)."""
 
     def __init__(
@@ -311,185 +294,6 @@ async def _run_in_own_task(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return task
 
 
-class _Command(_Source):
-    """A command run as an async subprocess; only its stdout is read."""
-
-    timeout_note = " and was killed" + (", with everything it started" if _POSIX else "")
-
-    def __init__(
-        self, argv: list[str], options: dict[str, Any], parameter: str, options_name: str
-    ) -> None:
-        refused = sorted(set(options) & set(_REFUSED_OPTIONS))
-        if refused:
-            reasons = "; ".join(f"{name!r}: {_REFUSED_OPTIONS[name]}" for name in refused)
-            raise ConfigurationError(f"{options_name} may not set {reasons}")
-        unknown = sorted(set(options) - _COMMAND_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"{options_name} has unknown option(s) {', '.join(map(repr, unknown))} for a "
-                f"command; allowed: {', '.join(sorted(_COMMAND_OPTIONS))}"
-            )
-        self._argv = argv
-        self._parameter = parameter
-        self.label = f"command {argv[0]!r}"
-        self.default_timeout = check_seconds(
-            f"{options_name}['timeout']",
-            options.get("timeout", DEFAULT_COMMAND_TIMEOUT),
-            allow_none=False,
-            positive=True,
-        )
-        self._env = _check_env(options.get("env"), options_name)
-        self._cwd = _check_cwd(options.get("cwd"), options_name)
-
-    async def output(self) -> str:
-        data, status = await (self._run_posix() if _POSIX else self._run_elsewhere())
-        where = f"{self._parameter} {self.label}"
-        if len(data) > _MAX_OUTPUT:
-            raise MFAError(
-                f"{where} printed more than {_MAX_OUTPUT // 1024} KiB; expected one 6-digit code"
-            )
-        if status != 0:
-            assert status is not None
-            how = (
-                f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-            )
-            raise MFAError(f"{where} {how}")
-        return data.decode("utf-8", errors="replace")
-
-    async def _run_posix(self) -> tuple[bytes, int | None]:
-        read_fd, write_fd = os.pipe()
-        try:
-            os.set_blocking(read_fd, False)
-            try:
-                process = await self._start(write_fd)
-            finally:
-                os.close(write_fd)  # the command holds the only write end now
-            try:
-                return await _collect(process, read_fd)
-            finally:
-                await _end(process)
-        finally:
-            os.close(read_fd)
-
-    async def _run_elsewhere(self) -> tuple[bytes, int | None]:
-        process = await self._start(subprocess.PIPE)
-        try:
-            assert process.stdout is not None
-            data = bytearray()
-            async for chunk in process.stdout:
-                data += chunk
-                if len(data) > _MAX_OUTPUT:
-                    return bytes(data), None
-            return bytes(data), await process.wait()
-        finally:
-            await _end(process)
-
-    async def _start(self, stdout: int) -> anyio.abc.Process:
-        try:
-            return await anyio.open_process(
-                self._argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=None,
-                cwd=self._cwd,
-                env=self._env,
-                start_new_session=_POSIX,
-            )
-        except FileNotFoundError as exc:
-            if self._cwd is not None and exc.filename == self._cwd:
-                message = f"{self._parameter} working directory (cwd) does not exist"
-            else:
-                message = f"{self._parameter} {self.label} was not found"
-            raise MFAError(message) from exc
-        except OSError as exc:
-            raise MFAError(
-                f"{self._parameter} {self.label} could not start ({type(exc).__name__})"
-            ) from exc
-
-
-async def _collect(process: anyio.abc.Process, fd: int) -> tuple[bytes, int | None]:
-    """Read the pipe while the command runs; once it exits, take what is in the pipe and stop.
-
-    The status is None when the output grew past the limit before the command exited.
-    """
-    data = bytearray()
-    status: int | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(_read_to_eof, fd, data, group.cancel_scope)
-        status = await process.wait()
-        group.cancel_scope.cancel()
-    if status is not None:
-        _kill(process)  # a background child may still hold the pipe: it ends with the command
-        _take_available(fd, data)
-    return bytes(data), status
-
-
-async def _read_to_eof(fd: int, data: bytearray, scope: anyio.CancelScope) -> None:
-    while _take_available(fd, data):
-        await anyio.wait_readable(fd)
-    if len(data) > _MAX_OUTPUT:
-        scope.cancel()
-
-
-def _take_available(fd: int, data: bytearray) -> bool:
-    """Append what ``fd`` holds now, without blocking; False at EOF or past the limit."""
-    while len(data) <= _MAX_OUTPUT:
-        try:
-            chunk = os.read(fd, _MAX_OUTPUT + 1)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        data += chunk
-    return False
-
-
-async def _end(process: anyio.abc.Process) -> None:
-    """Kill what is left of the command and reap it, even when the caller is cancelled."""
-    with anyio.CancelScope(shield=True):
-        _kill(process)
-        await process.aclose()
-
-
-def _kill(process: anyio.abc.Process) -> None:
-    if _POSIX:
-        # The command leads its own process group (a new session), so this reaches the
-        # processes it started too, also after the command itself has exited.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    elif process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):  # exited meanwhile
-            process.kill()
-
-
-def _check_env(value: object, options_name: str) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ValidationError(
-            f"{options_name}['env'] must be a mapping of str to str, got {type(value).__name__}"
-        )
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str):
-            raise ValidationError(
-                f"{options_name}['env'] must map str to str; an entry has a "
-                f"{type(key).__name__} name and a {type(item).__name__} value"
-            )
-    return dict(value)
-
-
-def _check_cwd(value: object, options_name: str) -> str | os.PathLike[str] | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, os.PathLike) and isinstance(os.fspath(value), str):
-        return value
-    raise ValidationError(
-        f"{options_name}['cwd'] must be a str or path, got {type(value).__name__}"
-    )
-
-
 # ----------------------------------------------------------------------------- provider
 
 
@@ -498,13 +302,26 @@ class MFATokenProvider:
 
     Made by ``make_mfa_provider``. ``timeout`` (seconds, or None for no limit) bounds each
     call: asking, waiting for the next TOTP step after a reused code, and asking again.
+    Concurrent calls on an event loop take turns (one prompt at a time, each seeing the code
+    handed out before it); a call's timeout starts with its turn. Calls from other loops'
+    threads may overlap, but a code is still never handed out twice in a row.
     """
 
-    __slots__ = ("_clock", "_last", "_parameter", "_salt", "_sleep", "_source", "_timeout")
+    __slots__ = (
+        "_clock",
+        "_guard",
+        "_last",
+        "_parameter",
+        "_salt",
+        "_sleep",
+        "_source",
+        "_timeout",
+        "_turns",
+    )
 
     def __init__(
         self,
-        source: _Source,
+        source: Source,
         *,
         timeout: float | None,
         clock: Callable[[], datetime],
@@ -519,6 +336,10 @@ class MFATokenProvider:
         # The last code is kept as a salted digest, so no raw code lingers in the object.
         self._salt = secrets.token_bytes(16)
         self._last: tuple[bytes, datetime] | None = None  # (digest, when handed out)
+        self._guard = threading.Lock()  # _last and _turns, from any loop's thread
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def timeout(self) -> float | None:
@@ -526,34 +347,43 @@ class MFATokenProvider:
         return self._timeout
 
     async def __call__(self) -> str:
-        if self._timeout is None:
-            return await self._ask(deadline=float("inf"))
-        with anyio.move_on_after(self._timeout) as scope:
-            return await self._ask(deadline=scope.deadline)
+        async with self._turn():
+            if self._timeout is None:
+                return await self._ask(deadline=float("inf"))
+            with anyio.move_on_after(self._timeout) as scope:
+                return await self._ask(deadline=scope.deadline)
         raise MFAError(
             f"{self._parameter} {self._source.label} timed out after {self._timeout:g} s"
             f"{self._source.timeout_note}"
         )
 
+    def _turn(self) -> asyncio.Lock:
+        """This event loop's lock: the calls made on it take turns."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._turns.get(loop)
+            if lock is None:
+                lock = self._turns[loop] = asyncio.Lock()
+            return lock
+
     async def _ask(self, *, deadline: float) -> str:
         code = await self._fetch()
-        if self._is_reused(code):
-            wait = self._until_next_step()
-            if anyio.current_time() + wait > deadline:
-                raise MFAError(
-                    f"{self._parameter} returned the code already used, and the next 30-second "
-                    f"step starts after its timeout of {self._timeout:g} s; AWS refuses a code "
-                    "twice"
-                )
-            await self._sleep(wait)
-            code = await self._fetch()
-            if self._is_reused(code):
-                raise MFAError(
-                    f"{self._parameter} returned the code already used, again after the next "
-                    "30-second step; AWS refuses a code twice"
-                )
-        self._last = (self._digest(code), self._clock())
-        return code
+        if self._hand_out(code):
+            return code
+        wait = self._until_next_step()
+        if anyio.current_time() + wait > deadline:
+            raise MFAError(
+                f"{self._parameter} returned the code already used, and the next 30-second "
+                f"step starts after its timeout of {self._timeout:g} s; AWS refuses a code twice"
+            )
+        await self._sleep(wait)
+        code = await self._fetch()
+        if self._hand_out(code):
+            return code
+        raise MFAError(
+            f"{self._parameter} returned the code already used, again after the next "
+            "30-second step; AWS refuses a code twice"
+        )
 
     async def _fetch(self) -> str:
         return extract_token(await self._source.output(), source=self._parameter)
@@ -561,13 +391,17 @@ class MFATokenProvider:
     def _digest(self, code: str) -> bytes:
         return hmac.digest(self._salt, code.encode("ascii"), "sha256")
 
-    def _is_reused(self, code: str) -> bool:
-        if self._last is None:
-            return False
-        digest, handed_out_at = self._last
-        if self._clock() - handed_out_at >= _REUSE_WINDOW:
-            return False  # a repeat long after is a coincidence, not the same code
-        return hmac.compare_digest(self._digest(code), digest)
+    def _hand_out(self, code: str) -> bool:
+        """Remember ``code`` as the last one handed out, unless it is that one (False)."""
+        digest, now = self._digest(code), self._clock()
+        with self._guard:  # checked and recorded at once, whichever thread comes first
+            if self._last is not None:
+                last, handed_out_at = self._last
+                # A repeat long after is a coincidence, not the same code.
+                if now - handed_out_at < _REUSE_WINDOW and hmac.compare_digest(digest, last):
+                    return False
+            self._last = (digest, now)
+            return True
 
     def _until_next_step(self) -> float:
         into_step = self._clock().timestamp() % _TOTP_STEP

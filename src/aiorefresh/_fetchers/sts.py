@@ -24,6 +24,7 @@ from .. import _aiobotocore
 from .._cache import (
     MIN_REMAINING,
     assume_role_cache_key,
+    assumed_role_account,
     credentials_from_entry,
     entry_from_credentials,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "SessionTokenFetcher",
     "WebIdentityFetcher",
     "cap_chained_duration",
+    "shared_mfa_provider",
     "validate_assume_role_kwargs",
     "validate_session_token_kwargs",
     "validate_sts_client_kwargs",
@@ -107,11 +109,7 @@ class _STSFetcher:
         creds = answer.get("Credentials")
         if not isinstance(creds, Mapping):
             raise NonRecoverableCredentialError(f"{what} answered without Credentials")
-        account = None
-        user = answer.get("AssumedRoleUser")
-        if isinstance(user, Mapping) and isinstance(user.get("Arn"), str):
-            parts = user["Arn"].split(":")
-            account = parts[4] if len(parts) > 4 and parts[4] else None
+        account = assumed_role_account(answer)
         mapping = dict(creds)
         if account is not None:
             mapping["AccountId"] = account
@@ -129,6 +127,33 @@ def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
+def shared_mfa_provider(
+    params: Mapping[str, Any],
+    provider: MFATokenProviderLike | None,
+    provider_kwargs: Mapping[str, Any] | None,
+    *,
+    clock: Clock | None,
+    parameter: str = "assume_role_kwargs",
+) -> MFATokenProvider | None:
+    """The `MFATokenProvider` for ``provider`` (None without one), checked against the STS
+    ``params`` (named ``parameter`` in messages), which must name the MFA device.
+
+    Whoever hands one provider to several fetchers (a fleet's children, the links of a role
+    chain) makes it once, here, and passes the result: a provider made earlier is returned
+    unchanged, so its calls take turns and its reuse guard sees every code (STS refuses a
+    TOTP code sent twice).
+    """
+    if provider is None:
+        if provider_kwargs is not None:
+            raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
+        return None
+    if params.get("SerialNumber") is None:
+        raise ConfigurationError(
+            f"mfa_token_provider needs {parameter}['SerialNumber'] (the MFA device ARN)"
+        )
+    return make_mfa_provider(provider, provider_kwargs, clock=clock)
+
+
 class _MFA:
     """Where the TokenCode of each call comes from: a provider, or a static code used once."""
 
@@ -143,23 +168,17 @@ class _MFA:
     ) -> None:
         self._static: str | None = params.pop("TokenCode", None)
         self._serial: str | None = params.get("SerialNumber")
-        self._provider: MFATokenProvider | None = None
-        if provider is not None:
-            if self._serial is None:
-                raise ConfigurationError(
-                    f"mfa_token_provider needs {parameter}['SerialNumber'] (the MFA device ARN)"
-                )
-            if self._static is not None:
-                warnings.warn(
-                    f"{parameter}['TokenCode'] is ignored: mfa_token_provider supplies a "
-                    "fresh code on every refresh",
-                    UserWarning,
-                    stacklevel=5,
-                )
-                self._static = None
-            self._provider = make_mfa_provider(provider, provider_kwargs, clock=clock)
-        elif provider_kwargs is not None:
-            raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
+        self._provider = shared_mfa_provider(
+            params, provider, provider_kwargs, clock=clock, parameter=parameter
+        )
+        if self._provider is not None and self._static is not None:
+            warnings.warn(
+                f"{parameter}['TokenCode'] is ignored: mfa_token_provider supplies a "
+                "fresh code on every refresh",
+                UserWarning,
+                stacklevel=5,
+            )
+            self._static = None
         self._used_static = False
         self.required_message: str | None = None
         """What to say when a code is needed and there is none (instead of the generic hint)."""
