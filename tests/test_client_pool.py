@@ -305,11 +305,17 @@ async def test_kind_selects_another_client_for_the_same_arguments() -> None:
     await pool.aclose()
 
 
+class _UnhashableConfig(Config):
+    __hash__ = None  # type: ignore[assignment]
+
+
 async def test_unhashable_arguments_still_meet_at_one_client() -> None:
+    # (A list verify= was the unhashable argument here; it is now refused as a bad type.)
     pool = ClientPool(FakeFactory())
-    first = await lease_once(pool, "s3", verify=["ca.pem"])  # type: ignore[arg-type]
-    second = await lease_once(pool, "s3", verify=["ca.pem"])  # type: ignore[arg-type]
+    first = await lease_once(pool, "s3", config=_UnhashableConfig(read_timeout=7))
+    second = await lease_once(pool, "s3", config=_UnhashableConfig(read_timeout=7))
     assert first is second
+    assert await lease_once(pool, "s3", config=_UnhashableConfig(read_timeout=8)) is not first
     await pool.aclose()
 
 

@@ -1,9 +1,14 @@
 """``create_client``/``resource`` arguments -> one canonical client key, memoised.
 
+Each distinct call's arguments are checked when its key is first built (typed errors naming
+the argument, `check_client_values`), so a memoised hit costs no check.
+
 Two calls get the same key when every argument that changes the client is equal: positional
 and keyword forms alike, a missing region resolved to the default region, ``default_client_kwargs``
-applied under the call's arguments, Configs compared by their options, explicit keys compared
-only through a SHA-256 digest (never kept in clear). Keys are canonical (one object per
+applied under the call's arguments, Configs compared by their options (and by whether
+``max_pool_connections`` was set: the pool's default yields only to a chosen one), explicit
+keys taken whole (the call's if it gives any, else the defaults') and compared only through a
+SHA-256 digest (never kept in clear). Keys are canonical (one object per
 distinct key), so a pool's index hashes them by identity.
 """
 
@@ -12,18 +17,20 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._aiobotocore import config_key, detached_config, merge_configs
 from ._util import check_keys, freeze
-from .errors import ValidationError
+from .errors import ConfigurationError, ValidationError
 
 __all__ = [
     "CLIENT_ARGS",
     "ClientKey",
     "ClientKeys",
     "check_client_kwargs",
+    "check_client_values",
+    "check_key_pair",
     "config_key",
     "detached_config",
     "merge_configs",
@@ -99,13 +106,83 @@ class ClientKey:
 
 
 def check_client_kwargs(name: str, value: object) -> dict[str, Any]:
-    """A copy of ``value``: ``create_client`` keyword arguments other than ``service_name``."""
+    """A copy of ``value``: ``create_client`` keyword arguments other than ``service_name``,
+    each checked (`check_client_values`)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValidationError(f"{name} must be a mapping or None, got {type(value).__name__}")
+        raise ValidationError(
+            f"{name} must be a mapping of client options, got {type(value).__name__}"
+        )
     check_keys(name, value, CLIENT_ARGS)
+    check_client_values(value, name, lambda key: f"{name}[{key!r}]")
     return dict(value)
+
+
+_STR_ARGS = (
+    "region_name",
+    "api_version",
+    "endpoint_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_account_id",
+)
+
+
+def check_client_values(values: Mapping[str, Any], where: str, field: Callable[[str], str]) -> None:
+    """``create_client`` arguments (``None``: not given), each of the right type, and the
+    explicit keys whole: a session token or a secret key needs its key id (botocore drops a
+    lone token silently and fails a lone key at the first client). Messages name ``where``
+    and ``field(argument)``, never a value.
+
+    A str ``verify`` is taken as a CA bundle path, unchecked here (checking it would be file
+    I/O, maybe on the event loop): botocore reads it at the client's first request, and a
+    missing file fails that request (``HTTPClientError``, "No such file or directory").
+    """
+    for key in _STR_ARGS:
+        item = values.get(key)
+        if item is not None and not isinstance(item, str):
+            raise ValidationError(f"{field(key)} must be a str, got {type(item).__name__}")
+    use_ssl = values.get("use_ssl", True)
+    if not isinstance(use_ssl, bool):  # None too: botocore would take it as False (plain http)
+        raise ValidationError(f"{field('use_ssl')} must be a bool, got {type(use_ssl).__name__}")
+    verify = values.get("verify")
+    if verify is not None and not isinstance(verify, (bool, str)):
+        raise ValidationError(
+            f"{field('verify')} must be a bool or a CA bundle path, got {type(verify).__name__}"
+        )
+    endpoint = values.get("endpoint_url")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{field('endpoint_url')} must be an http(s):// URL")
+    config = values.get("config")
+    if config is not None and not callable(getattr(config, "merge", None)):
+        raise ValidationError(
+            f"{field('config')} must be a botocore Config or aiobotocore AioConfig, "
+            f"got {type(config).__name__}"
+        )
+    check_key_pair(
+        where,
+        values.get("aws_access_key_id"),
+        values.get("aws_secret_access_key"),
+        values.get("aws_session_token"),
+    )
+
+
+def check_key_pair(where: str, access_key: object, secret_key: object, token: object) -> None:
+    """Explicit keys come whole: the key id and the secret key together, a token only with
+    them (``None``: not given)."""
+    if access_key is None and secret_key is None and token is None:
+        return
+    if (access_key is None) != (secret_key is None):
+        raise ConfigurationError(
+            f"{where}: aws_access_key_id and aws_secret_access_key must be given together"
+        )
+    if access_key is None:
+        raise ConfigurationError(
+            f"{where}: aws_session_token needs aws_access_key_id and aws_secret_access_key "
+            "(it belongs to them)"
+        )
 
 
 class ClientKeys:
@@ -152,10 +229,18 @@ class ClientKeys:
         kwargs = dict(key.kwargs)
         if kwargs.get("config") is not None:
             kwargs["config"] = detached_config(kwargs["config"])
-        for position, name in zip((AK, SK, TOKEN), SECRET_ARGS, strict=True):
-            value = None if raw is None else raw[position]
-            kwargs[name] = value if value is not None else self._defaults.get(name)
+        kwargs.update(zip(SECRET_ARGS, self._secrets(raw), strict=True))
         return kwargs
+
+    def _secrets(self, raw: Raw | None) -> tuple[Any, Any, Any]:
+        """The explicit keys of a call: its own if it gives any (whole, as checked), else the
+        defaults' (never a call's key id with a default's session token)."""
+        if raw is not None and (
+            raw[AK] is not None or raw[SK] is not None or raw[TOKEN] is not None
+        ):
+            return (raw[AK], raw[SK], raw[TOKEN])
+        defaults = self._defaults
+        return tuple(defaults.get(name) for name in SECRET_ARGS)  # type: ignore[return-value]
 
     def _build(self, raw: Raw) -> ClientKey:
         kind, service = raw[KIND], raw[SERVICE]
@@ -165,7 +250,14 @@ class ClientKeys:
             raise ValidationError(f"service_name must be a non-empty str, got {service!r}")
         defaults = self._defaults
         values = dict(zip(CLIENT_ARGS, raw[REGION:], strict=True))
-        for name in CLIENT_ARGS:
+        # Checked once per distinct call (then memoised): typed errors, not botocore's
+        # TypeError or AttributeError at the first client.
+        label = f"{kind}({service!r})"
+        check_client_values(values, label, lambda name: f"{label}: {name}")
+        secrets = self._secrets(raw)
+        for name in SECRET_ARGS:
+            del values[name]
+        for name in values:
             if values[name] is None and name in defaults:
                 values[name] = defaults[name]
         if raw[SSL] is True and "use_ssl" in defaults:
@@ -174,7 +266,6 @@ class ClientKeys:
             values["region_name"] = self._default_region
         if raw[CONFIG] is not None and defaults.get("config") is not None:
             values["config"] = merge_configs(defaults["config"], raw[CONFIG])
-        secrets = tuple(values.pop(name) for name in SECRET_ARGS)
         digest = None if secrets == (None, None, None) else _digest(*secrets)
         parts = _Parts(
             (

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from ._client_key import CLIENT_ARGS
+from . import _client_key
 from ._types import Clock, CredentialCache, CredentialFetcher, TemporaryCredentials
 from ._util import check_bool, check_optional_str, check_seconds, utc_now
 from .errors import ConfigurationError, ValidationError
@@ -165,39 +165,11 @@ class PoolOptions:
 
 
 def check_client_kwargs(name: str, value: object) -> dict[str, Any] | None:
-    """``create_client`` keyword arguments: known names, each of the right type."""
+    """``create_client`` keyword arguments: known names, each of the right type, explicit keys
+    whole (a token or a secret key without its key id is refused, not dropped)."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise ValidationError(
-            f"{name} must be a mapping of client options, got {type(value).__name__}"
-        )
-    from ._util import check_keys
-
-    check_keys(name, value, CLIENT_ARGS)
-    for key in ("region_name", "api_version", "endpoint_url", "aws_account_id"):
-        item = value.get(key)
-        if item is not None and not isinstance(item, str):
-            raise ValidationError(f"{name}[{key!r}] must be a str, got {type(item).__name__}")
-    for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
-        item = value.get(key)
-        if item is not None and not isinstance(item, str):
-            raise ValidationError(f"{name}[{key!r}] must be a str, got {type(item).__name__}")
-    if "use_ssl" in value and not isinstance(value["use_ssl"], bool):
-        raise ValidationError(f"{name}['use_ssl'] must be a bool")
-    verify = value.get("verify")
-    if verify is not None and not isinstance(verify, (bool, str)):
-        raise ValidationError(f"{name}['verify'] must be a bool or a CA bundle path")
-    endpoint = value.get("endpoint_url")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{name}['endpoint_url'] must be an http(s):// URL")
-    config = value.get("config")
-    if config is not None and not callable(getattr(config, "merge", None)):
-        raise ValidationError(
-            f"{name}['config'] must be a botocore Config or aiobotocore AioConfig, "
-            f"got {type(config).__name__}"
-        )
-    return dict(value)
+    return _client_key.check_client_kwargs(name, value)
 
 
 class SessionOptions(TypedDict, total=False):

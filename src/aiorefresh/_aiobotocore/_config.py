@@ -12,7 +12,12 @@ __all__ = ["config_key", "detached_config", "merge_configs"]
 
 
 def config_key(config: object) -> object:
-    """A hashable form of ``config`` equal for equal options (``AioConfig`` extras included)."""
+    """A hashable form of ``config`` equal for equal options (``AioConfig`` extras included).
+
+    Whether ``max_pool_connections`` was set is part of it: a pooled client gets more
+    connections only when it was not (`pooled_config`), so ``Config()`` and
+    ``Config(max_pool_connections=10)`` make different clients.
+    """
     if config is None:
         return None
     defaults = getattr(type(config), "OPTION_DEFAULTS", None)
@@ -21,7 +26,9 @@ def config_key(config: object) -> object:
     names = set(defaults)
     names.update(n for n in getattr(config, "__dict__", {}) if not n.startswith("_"))
     options = tuple((name, freeze(getattr(config, name, None))) for name in sorted(names))
-    return (f"{type(config).__module__}.{type(config).__qualname__}", options)
+    provided = getattr(config, "_user_provided_options", None)
+    chosen = isinstance(provided, Mapping) and "max_pool_connections" in provided
+    return (f"{type(config).__module__}.{type(config).__qualname__}", options, chosen)
 
 
 def merge_configs(default: Any, call: Any) -> Any:

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from .._client_key import check_client_values
 from .._util import check_mapping
 from ..errors import ConfigurationError, ValidationError
 from ..mfa import validate_token_code
@@ -69,7 +70,7 @@ _CLIENT_TYPES: dict[str, type | tuple[type, ...]] = {
     "api_version": str,
     "use_ssl": bool,
     "verify": (bool, str),
-    "config": object,
+    "config": object,  # a botocore Config: checked by check_client_values
     "aws_access_key_id": str,
     "aws_secret_access_key": str,
     "aws_session_token": str,
@@ -182,17 +183,8 @@ def validate_sts_client_kwargs(
     if value is None:
         return {}
     params = check_mapping(parameter, value, _CLIENT_TYPES)
-    if ("aws_access_key_id" in params) != ("aws_secret_access_key" in params):
-        raise ConfigurationError(
-            f"{parameter}: aws_access_key_id and aws_secret_access_key must be given together"
-        )
-    if "aws_session_token" in params and "aws_access_key_id" not in params:
-        raise ConfigurationError(
-            f"{parameter}: aws_session_token needs aws_access_key_id and aws_secret_access_key"
-        )
-    endpoint = params.get("endpoint_url")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{parameter}['endpoint_url'] must be an http(s):// URL")
+    # The same checks as default_client_kwargs (a Config, an http(s) endpoint, keys whole).
+    check_client_values(params, parameter, lambda key: f"{parameter}[{key!r}]")
     return params
 
 
