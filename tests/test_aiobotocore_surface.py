@@ -6,6 +6,7 @@ If upstream changes the shape of anything listed in PRIVATE_SURFACE, these fail 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from typing import Any
 
@@ -38,6 +39,14 @@ def test_private_attribute_still_exists(owner: str, attribute: str) -> None:
         instance = AioDeferredRefreshableCredentials(refresh_using=lambda: None, method="probe")
     elif cls.__name__ == "Config":
         instance = cls(max_pool_connections=3)
+    elif cls.__module__ == "botocore.hooks" or cls.__name__ == "Loader":
+        session = AioSession()
+        instance = session.get_component(
+            "data_loader" if cls.__name__ == "Loader" else "event_emitter"
+        )
+        if cls.__name__ == "HierarchicalEmitter":
+            instance = instance._emitter
+        assert isinstance(instance, cls)
     else:
         resolver = AioSession().get_component("credential_provider")
         instance = resolver.get_provider("assume-role")
@@ -146,6 +155,7 @@ async def test_a_callers_botocore_session_is_handed_back_as_it_was(
     theirs = AioSession()
     theirs.set_config_variable("region", "eu-north-1")
     before = _aiobotocore.session_credentials(theirs)
+    customised = _customisations(theirs)
     async with RefreshableSession(
         custom_credentials_method=counting_fetcher,
         botocore_session=theirs,
@@ -154,6 +164,18 @@ async def test_a_callers_botocore_session_is_handed_back_as_it_was(
         assert session.botocore_session is theirs
         assert isinstance(_aiobotocore.session_credentials(theirs), _aiobotocore.EngineCredentials)
         assert theirs.get_config_variable("region") == "ap-south-1"
+        # A client (and on line A a resource) first: aioboto3 customises the session then.
+        async with session.client("s3") as s3:
+            assert s3.meta.region_name == "ap-south-1"
+            if HAS_AIOBOTO3:
+                assert hasattr(s3, "upload_fileobj")  # aioboto3's transfer methods
+                assert _customisations(theirs) != customised  # (the check can see them)
+        if HAS_AIOBOTO3:
+            async with session.resource("s3") as s3_resource:
+                assert hasattr(await s3_resource.Bucket("b"), "upload_fileobj")
+            async with session.resource("dynamodb"):
+                pass
+    assert _customisations(theirs) == customised
     assert _aiobotocore.session_credentials(theirs) is before
     assert theirs.get_config_variable("region") == "eu-north-1"
     handlers = list(
@@ -164,6 +186,68 @@ async def test_a_callers_botocore_session_is_handed_back_as_it_was(
         for h in handlers
         if getattr(h, "__self__", None).__class__.__name__ == "ExpiredTokenRetry"
     ]
+
+
+HAS_AIOBOTO3 = importlib.util.find_spec("aioboto3") is not None
+CUSTOMISED_EVENTS = (
+    "creating-client-class.s3",
+    "creating-resource-class.s3.Bucket",
+    "creating-resource-class.s3.Object",
+    "creating-resource-class.s3.ObjectSummary",
+    "creating-resource-class.dynamodb",
+    "creating-resource-class.dynamodb.Table",
+    "creating-resource-class.ec2.ServiceResource",
+    "creating-resource-class.ec2.Instance",
+)
+
+
+def _customisations(session: AioSession) -> dict[str, Any]:
+    """What aioboto3.Session(botocore_session=session) changes: the handlers of its events
+    (by identity), unique ids, loader folders and what they answered, the user agent."""
+    emitter = session.get_component("event_emitter")._emitter
+    loader = session.get_component("data_loader")
+    return {
+        "handlers": {
+            event: [id(h) for h in emitter._handlers.prefix_search(event)]
+            for event in CUSTOMISED_EVENTS
+        },
+        "unique_ids": dict(emitter._unique_id_handlers),
+        "search_paths": list(loader.search_paths),
+        "resource_models": [key for key in loader._cache if "resources-1" in key],
+        "user_agent": (
+            session.user_agent_name,
+            session.user_agent_version,
+            session.user_agent_extra,
+        ),
+    }
+
+
+@pytest.mark.skipif(not HAS_AIOBOTO3, reason="aioboto3 is installed on line A")
+async def test_a_callers_own_aioboto3_customisations_survive_the_hand_back(
+    aws_env: Any, counting_fetcher: CountingFetcher
+) -> None:
+    """The caller built an aioboto3.Session over their session first: its handlers (unique
+    ids included) and boto3's models folder are theirs, and stay; only ours go."""
+    import aioboto3
+
+    from aiorefresh import RefreshableSession
+
+    theirs = AioSession()
+    mine = aioboto3.Session(botocore_session=theirs)
+    async with mine.resource("dynamodb", region_name="eu-west-1"):
+        pass
+    customised = _customisations(theirs)
+    assert customised["search_paths"][-1].endswith("data")
+    async with RefreshableSession(
+        custom_credentials_method=counting_fetcher, botocore_session=theirs
+    ) as session:
+        async with session.client("s3", region_name="eu-west-1"):
+            pass
+        async with session.resource("dynamodb", region_name="eu-west-1"):
+            pass
+    assert _customisations(theirs) == customised
+    async with mine.resource("dynamodb", region_name="eu-west-1") as dynamodb:
+        assert hasattr(await dynamodb.Table("t"), "batch_writer")  # their customisation
 
 
 async def test_an_owned_botocore_session_keeps_aiorefresh_credentials(

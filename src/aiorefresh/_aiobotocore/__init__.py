@@ -34,7 +34,7 @@ from ._discovery import DiscoveryFailure, DiscoveryKind, describe_credentials_en
 from ._errors import CLASSIFICATION, NON_RECOVERABLE_CODES, classify, client_error_code
 from ._loaders import build_off_loop, shared_loader, warm_service
 from ._retry import EXPIRED_TOKEN_CODES, NEEDS_RETRY, REQUEST_CREATED, ExpiredTokenRetry, error_code
-from ._sessions import AdoptedSession, engine_session, is_session, new_session
+from ._sessions import AdoptedSession, adoption_of, engine_session, is_session, new_session
 
 __all__ = [
     "CLASSIFICATION",
@@ -51,6 +51,7 @@ __all__ = [
     "EngineCredentials",
     "ExpiredTokenRetry",
     "PrivateClient",
+    "adoption_of",
     "build_off_loop",
     "classify",
     "client_error_code",
@@ -93,4 +94,10 @@ PRIVATE_SURFACE: dict[str, tuple[str, ...]] = {
     ),
     # Which options a Config was given explicitly (so a pooled client's default can yield).
     "botocore.config.Config": ("_user_provided_options",),
+    # What aioboto3 adds to an adopted session, undone at release (`AdoptedSession.undoably`):
+    # handlers already registered (not registered twice), a unique id already taken (not ours
+    # to remove), cached resource models.
+    "botocore.hooks.EventAliaser": ("_emitter",),
+    "botocore.hooks.HierarchicalEmitter": ("_handlers", "_unique_id_handlers"),
+    "botocore.loaders.Loader": ("_cache",),
 }

@@ -12,6 +12,7 @@ from botocore import UNSIGNED
 
 from .._loops import PerLoop
 from ._loaders import build_off_loop
+from ._sessions import adoption_of
 
 __all__ = [
     "POOLED_MAX_CONNECTIONS",
@@ -74,6 +75,8 @@ class ClientOpener:
     def __init__(self, session: AioSession) -> None:
         self._session = session
         self._aioboto3: Any = None
+        # A caller's session we do not own gets back what aioboto3 adds to it, on release.
+        self._adopted = adoption_of(session)
 
     def aioboto3_session(self, *, required: bool) -> Any:
         """The ``aioboto3.Session`` over our session; ``None`` (or an error) without aioboto3."""
@@ -86,11 +89,21 @@ class ClientOpener:
                 raise ConfigurationError(
                     "resource() needs aioboto3: pip install 'aiorefresh[aioboto3]'"
                 )
-            self._aioboto3 = _AIOBOTO3_SESSION(botocore_session=self._session)
-            # Each boto3 Session appends its models' folder to the (shared) loader: keep one.
-            paths = self._session.get_component("data_loader").search_paths
-            paths[:] = dict.fromkeys(paths)
+            session, build = self._session, _AIOBOTO3_SESSION
+            if self._adopted is not None:
+                # aioboto3 registers its handlers on the emitter and appends boto3's models
+                # folder to the loader, which are the caller's: recorded, undone at release.
+                self._aioboto3 = self._adopted.undoably(lambda: build(botocore_session=session))
+                self._adopted.on_release(self._forget_aioboto3)
+            else:
+                self._aioboto3 = build(botocore_session=session)
+                # Each boto3 Session appends its models' folder to the (shared) loader: keep one.
+                paths = session.get_component("data_loader").search_paths
+                paths[:] = dict.fromkeys(paths)
         return self._aioboto3
+
+    def _forget_aioboto3(self) -> None:
+        self._aioboto3 = None
 
     async def create(self, kind: str, kwargs: dict[str, Any]) -> Any:
         """A ready client (or resource), built off the event loop (`build_off_loop`)."""
