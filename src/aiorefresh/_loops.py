@@ -12,6 +12,8 @@ was closed there, and a close that runs once. Trio support later changes this mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -201,7 +203,10 @@ class PerLoop(Generic[T]):
 
     Values are held weakly on the loop (a finished loop takes its value with it), created once
     however many threads ask, and read without a lock on the hot path. With ``on_shutdown``,
-    a loop's value is handed to it (and dropped) when that loop shuts down.
+    a loop's value is handed to it (and dropped) when that loop shuts down, and also when this
+    object is garbage-collected while that loop still runs (its owner was dropped unclosed):
+    then ``on_shutdown`` must not reach the owner back, which it would keep alive. Pass
+    ``close_dropped=False`` to close dropped values yourself (the shutdown hooks still go).
     """
 
     __slots__ = ("__weakref__", "_factory", "_handles", "_last", "_lock", "_on_shutdown", "_values")
@@ -211,6 +216,7 @@ class PerLoop(Generic[T]):
         factory: Callable[[Loop], T],
         *,
         on_shutdown: Callable[[T], Awaitable[None]] | None = None,
+        close_dropped: bool = True,
     ) -> None:
         self._factory = factory
         self._on_shutdown = on_shutdown
@@ -218,6 +224,11 @@ class PerLoop(Generic[T]):
         self._handles: weakref.WeakKeyDictionary[Loop, ShutdownHandle] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._last: tuple[weakref.ref[Loop], T] | None = None
+        if on_shutdown is not None:
+            # The finalizer holds the values (and nothing of self): they stay alive, unclosed,
+            # until it hands them to on_shutdown on their loop.
+            closing = (self._values, on_shutdown) if close_dropped else (None, None)
+            weakref.finalize(self, _dropped, self._handles, *closing).atexit = False
 
     def get(self, loop: Loop | None = None) -> T:
         """The running loop's value, made now if this loop has none yet."""
@@ -288,6 +299,25 @@ class PerLoop(Generic[T]):
                 await owner._on_shutdown(value)
 
         return hook
+
+
+def _dropped(
+    handles: weakref.WeakKeyDictionary[Loop, ShutdownHandle],
+    values: weakref.WeakKeyDictionary[Loop, T] | None,
+    on_shutdown: Callable[[T], Awaitable[None]] | None,
+) -> None:
+    """A `PerLoop` was garbage-collected: take back its shutdown hooks, and hand the values it
+    still held to ``on_shutdown`` on their loops (those still running). From a finalizer, so
+    on any thread at any point: no lock is taken here, the loops' threads do the work."""
+    for loop, handle in list(handles.items()):
+        with contextlib.suppress(RuntimeError):  # a closed loop took its hooks with it
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(handle.cancel)
+    handles.clear()
+    if values is not None and on_shutdown is not None:
+        for loop, value in list(values.items()):
+            close_later(loop, [functools.partial(on_shutdown, value)])
+        values.clear()
 
 
 class LoopScope:

@@ -220,7 +220,9 @@ class LeasePool(Generic[K, V]):
         self._held: set[_Partition[K, V]] = set()  # partitions not yet closed or folded
         weakref.finalize(self, _dropped, self._held)
         self._parts: PerLoop[_Partition[K, V]] = PerLoop(
-            functools.partial(_Partition, pool=self), on_shutdown=self._close_at_shutdown
+            functools.partial(_Partition, pool=self),
+            on_shutdown=self._close_at_shutdown,
+            close_dropped=False,  # the finalizer above closes them: this one reaches self
         )
 
     def __repr__(self) -> str:

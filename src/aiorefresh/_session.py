@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from aiobotocore.session import AioSession
 
-from . import _aiobotocore, _profiles
+from . import _aiobotocore
 from ._cache import check_credential_cache
 from ._chaining import ChainingCalls
 from ._clients import ClientPool
 from ._engine import RefreshEngine, RefreshStats
 from ._facade import Aioboto3Calls
 from ._fanout import FanOutCalls
-from ._fetchers.chain import ChainFetcher, StaticFetcher
+from ._fetchers.chain import StaticFetcher
 from ._handoff import HandoffCalls
 from ._identity import IdentityCalls
 from ._loops import LoopScope, PerLoop
@@ -42,6 +42,7 @@ from ._options import (
     check_session_arguments,
     warn_if_endpoints_differ,
 )
+from ._sources import Sources
 from ._types import (
     AssumeRoleConfig,
     Clock,
@@ -54,7 +55,6 @@ from ._util import check_bool, signature_accepts
 from .errors import (
     ConfigurationError,
     NoCredentialsFound,
-    NonRecoverableMFAError,
     SessionClosedError,
     ValidationError,
 )
@@ -342,8 +342,6 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         self._profile_name = profile_name
         self._explicit_region = region_name
         self._region_cache: str | None = None
-        self._source_keys = keys
-        self._method_options = given
         if botocore_session is not None:
             self._adopted = _aiobotocore.AdoptedSession(
                 botocore_session, owner=botocore_session_owner
@@ -371,14 +369,25 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
                 "files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
             )
         warn_if_endpoints_differ(given.get("sts_client_kwargs"), pool_options)
-        self._source: RefreshEngine | None = None
         if fetcher is None:
+            # Nothing the fetchers keep may reach the session (see `Sources`).
+            sources = Sources(
+                self._aiosession,
+                adopted=self._adopted,
+                profile_name=profile_name,
+                region_name=region_name,
+                keys=keys,
+                refresh=refresh,
+                owned_engines=self._owned_engines,
+                credential_cache=self._credential_cache,
+                method_options=given,
+            )
             context = BuildContext(
                 profile_name=profile_name,
                 region_name=region_name,
                 clock=refresh.clock,
-                source_fetcher=self._source_fetcher,
-                source=self._source_engine,
+                source_fetcher=sources.fetcher,
+                source=sources.engine,
                 credential_cache=self._credential_cache,
             )
             row = METHODS[self.method]
@@ -414,79 +423,6 @@ class RefreshableSession(Aioboto3Calls, ChainingCalls, IdentityCalls, HandoffCal
         """The session's client pool (``stats()``, ``clear()``)."""
         self._identity: tuple[str, Identity] | None = None
         self._identity_locks: PerLoop[asyncio.Lock] = PerLoop(lambda loop: asyncio.Lock())
-
-    # -- sources ---------------------------------------------------------------------------
-
-    def _source_fetcher(
-        self,
-        *,
-        mfa_token_provider: Any = None,
-        mfa_token_provider_kwargs: Mapping[str, Any] | None = None,
-        sts_client_kwargs: Mapping[str, Any] | None = None,
-        refuse_unused: bool = True,
-    ) -> CredentialFetcher:
-        """The explicit keys, the adopted session's credentials, a role profile's chain of
-        aiorefresh fetchers (its ``mfa_serial`` answered by ``mfa_token_provider``, its STS
-        clients configured by ``sts_client_kwargs``; refused for another source unless
-        ``refuse_unused`` is false), or the default chain."""
-        adopted = self._adopted.original_credentials if self._adopted is not None else None
-        profile, region = self._profile_name, self._explicit_region
-        role = None
-        if self._source_keys is None and adopted is None:
-            role = _profiles.load_role_profile(
-                self._aiosession, self.profile_name, explicit=profile is not None
-            )
-        if role is not None:
-            return _profiles.build_role_fetcher(
-                role,
-                refresh=self._refresh,
-                owned_engines=self._owned_engines,
-                credential_cache=self._credential_cache,
-                region_name=region,
-                profile_name=profile,
-                mfa_token_provider=mfa_token_provider,
-                mfa_token_provider_kwargs=mfa_token_provider_kwargs,
-                sts_client_kwargs=sts_client_kwargs,
-            )
-        if mfa_token_provider is not None or mfa_token_provider_kwargs is not None:
-            raise _profiles.unused_mfa_provider(self.profile_name)
-        if sts_client_kwargs is not None and refuse_unused:
-            raise ConfigurationError(
-                f"sts_client_kwargs is used by method 'default' only for a role profile, and "
-                f"profile {self.profile_name!r} has no role_arn"
-            )
-        if self._source_keys is not None:
-            return StaticFetcher(*self._source_keys)
-
-        def chain_session() -> AioSession:
-            session = _aiobotocore.new_session(profile_name=profile, region_name=region)
-            if adopted is not None:
-                _aiobotocore.install_credentials(session, adopted)
-            else:
-                _aiobotocore.refuse_mfa_prompts(session, self._refuse_prompt)
-            return session
-
-        return ChainFetcher(chain_session)
-
-    def _source_engine(self) -> RefreshEngine:
-        if self._source is None:
-            # A role profile under an STS method: its links use the method's STS endpoint too.
-            sts_kwargs = self._method_options.get("sts_client_kwargs")
-            if isinstance(sts_kwargs, Mapping):
-                sts_kwargs = {k: v for k, v in sts_kwargs.items() if not k.startswith("aws_")}
-            fetcher = self._source_fetcher(
-                sts_client_kwargs=sts_kwargs or None, refuse_unused=False
-            )
-            self._source = self._refresh.engine(fetcher, name="source credentials", notify=False)
-            self._owned_engines.append(self._source)
-        return self._source
-
-    def _refuse_prompt(self, prompt: str) -> str:
-        raise NonRecoverableMFAError(
-            f"profile {self.profile_name!r} asks for an MFA code ({prompt.strip().rstrip(':')}); "
-            "aiorefresh never blocks the event loop on a prompt: pass mfa_token_provider= "
-            "(a command or coroutine that returns the code)"
-        )
 
     # -- credentials -----------------------------------------------------------------------
 
