@@ -197,3 +197,45 @@ async def test_a_per_loop_value_dropped_while_its_loop_runs_is_closed_there() ->
     await _collect_and_close()
     assert closed == [("resource", loop)]
     assert len(hooks) == held - 1  # its loop-shutdown hook went with it
+
+
+async def test_dropped_fleets_are_freed_and_their_childrens_clients_closed(
+    aws_env: Any, moto_server: MotoServer, sts_standin: STSStandIn, frozen_clock: FrozenClock
+) -> None:
+    from aiorefresh import SessionFleet
+
+    loop = asyncio.get_running_loop()
+    await _collect_and_close()
+    http_before = _open_http()
+    reports: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda loop, context: reports.append(str(context["message"])))
+    refs: list[weakref.ref[Any]] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for _ in range(10):
+                source = RefreshableSession(
+                    "AKIAFLEETSOURCE00001",
+                    "fleet-source-secret",
+                    region_name="us-east-1",
+                    default_client_kwargs={"endpoint_url": moto_server.endpoint_url},
+                    clock=frozen_clock,
+                )
+                fleet = SessionFleet(
+                    source,
+                    "arn:aws:iam::{account_id}:role/dropped",
+                    sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
+                )
+                async with fleet.session("111122223333") as child:
+                    async with child.client("s3") as s3:
+                        await s3.list_buckets()
+                refs += [weakref.ref(x) for x in (source, fleet, child, s3)]
+                del source, fleet, child, s3
+            await _collect_and_close()
+    finally:
+        loop.set_exception_handler(previous)
+
+    assert [ref() for ref in refs if ref() is not None] == []
+    assert _open_http() - http_before == set()
+    assert reports + [str(w.message) for w in caught if w.category is ResourceWarning] == []

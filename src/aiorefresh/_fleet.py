@@ -15,6 +15,7 @@ import contextlib
 import re
 import string
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -41,7 +42,12 @@ from ._fetchers.sts import (
 from ._pool import Lease, LeasePool, PoolStats
 from ._types import TemporaryCredentials
 from ._util import check_bool
-from .errors import ConfigurationError, CredentialRefreshError, ValidationError
+from .errors import (
+    ConfigurationError,
+    CredentialRefreshError,
+    SessionClosedError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from ._session import RefreshableSession
@@ -79,7 +85,10 @@ class _Children:
     """The lease pool's factory: makes a child by role chaining, closes it, keeps the totals."""
 
     def __init__(self, fleet: SessionFleet) -> None:
-        self._fleet = fleet
+        # Weakly: the pool's finalizer holds this factory, and must not keep a dropped fleet
+        # alive (its children are then closed on their loop, like a dropped session's clients).
+        self._fleet = weakref.ref(fleet)
+        self._remember = fleet.remember
         self._lock = threading.Lock()  # children are made and closed on every loop's thread
         self.live: dict[int, RefreshableSession] = {}
         self.created = 0
@@ -87,7 +96,9 @@ class _Children:
         self.remembered: OrderedDict[str, TemporaryCredentials] = OrderedDict()
 
     async def create(self, account_id: str) -> RefreshableSession:
-        fleet = self._fleet
+        fleet = self._fleet()
+        if fleet is None:
+            raise SessionClosedError("the fleet was garbage-collected")
         child = await fleet.source.assume_role(fleet.role_arn_for(account_id), **fleet.options)
         with self._lock:
             creds = self.remembered.pop(account_id, None)
@@ -108,7 +119,7 @@ class _Children:
             if creds is not None:
                 self.remembered[account_id] = creds
                 self.remembered.move_to_end(account_id)
-                while len(self.remembered) > self._fleet.remember:
+                while len(self.remembered) > self._remember:
                     self.remembered.popitem(last=False)
         await child.aclose()
 
