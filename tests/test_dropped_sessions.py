@@ -8,7 +8,7 @@ import asyncio
 import gc
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -64,6 +64,12 @@ async def _use_and_drop(make: Make, *, pin: bool = False) -> list[weakref.ref[An
 
 
 async def _assert_dropped_sessions_are_freed(make: Make, **use: Any) -> None:
+    await _assert_freed_and_closed(lambda: _use_and_drop(make, **use))
+
+
+async def _assert_freed_and_closed(use_and_drop: Callable[[], Awaitable[list[Any]]]) -> None:
+    """What ``use_and_drop()`` made and dropped (it returns weak references to it) is freed once
+    collected, with every HTTP session closed, nothing reported unclosed and no hooks left."""
     loop = asyncio.get_running_loop()
     await _collect_and_close()  # what earlier tests left behind
     http_before = _open_http()
@@ -75,7 +81,7 @@ async def _assert_dropped_sessions_are_freed(make: Make, **use: Any) -> None:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
-            refs = await _use_and_drop(make, **use)
+            refs = await use_and_drop()
             await _collect_and_close()
     finally:
         loop.set_exception_handler(previous)
@@ -204,38 +210,25 @@ async def test_dropped_fleets_are_freed_and_their_childrens_clients_closed(
 ) -> None:
     from aiorefresh import SessionFleet
 
-    loop = asyncio.get_running_loop()
-    await _collect_and_close()
-    http_before = _open_http()
-    reports: list[str] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda loop, context: reports.append(str(context["message"])))
-    refs: list[weakref.ref[Any]] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            for _ in range(10):
-                source = RefreshableSession(
-                    "AKIAFLEETSOURCE00001",
-                    "fleet-source-secret",
-                    region_name="us-east-1",
-                    default_client_kwargs={"endpoint_url": moto_server.endpoint_url},
-                    clock=frozen_clock,
-                )
-                fleet = SessionFleet(
-                    source,
-                    "arn:aws:iam::{account_id}:role/dropped",
-                    sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
-                )
-                async with fleet.session("111122223333") as child:
-                    async with child.client("s3") as s3:
-                        await s3.list_buckets()
-                refs += [weakref.ref(x) for x in (source, fleet, child, s3)]
-                del source, fleet, child, s3
-            await _collect_and_close()
-    finally:
-        loop.set_exception_handler(previous)
+    async def use_and_drop() -> list[weakref.ref[Any]]:
+        refs: list[weakref.ref[Any]] = []
+        for _ in range(10):
+            source = RefreshableSession(
+                "AKIAFLEETSOURCE00001",
+                "fleet-source-secret",
+                region_name="us-east-1",
+                default_client_kwargs={"endpoint_url": moto_server.endpoint_url},
+                clock=frozen_clock,
+            )
+            fleet = SessionFleet(
+                source,
+                "arn:aws:iam::{account_id}:role/dropped",
+                sts_client_kwargs={"endpoint_url": sts_standin.endpoint_url},
+            )
+            async with fleet.session("111122223333") as child, child.client("s3") as s3:
+                await s3.list_buckets()
+            refs += [weakref.ref(x) for x in (source, fleet, child, s3)]
+            del source, fleet, child, s3
+        return refs
 
-    assert [ref() for ref in refs if ref() is not None] == []
-    assert _open_http() - http_before == set()
-    assert reports + [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    await _assert_freed_and_closed(use_and_drop)
