@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,30 @@ SECRET = "wJalrXUtnFEMI-K7MDENG-SECRETSECRETSECRET"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE-TOKENTOKENTOKEN"
 
 MakeFetcher = Callable[..., IoTCredentialFetcher]
+
+
+DEVICE_KEY = "AKIADEVICEPROFILE001"
+
+
+def write_device_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, endpoint_url: str | None = None
+) -> str:
+    """A profile ``device`` (region ap-southeast-2, its own keys, optionally an endpoint_url) in
+    temporary AWS config files; the environment has no keys and no region, so only the profile
+    can supply them. Returns the profile's name."""
+    config = tmp_path / "config"
+    endpoint = f"endpoint_url = {endpoint_url}\n" if endpoint_url is not None else ""
+    config.write_text(f"[profile device]\nregion = ap-southeast-2\n{endpoint}")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[device]\naws_access_key_id = {DEVICE_KEY}\n"
+        "aws_secret_access_key = device-profile-secret\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    return "device"
 
 
 @pytest.fixture

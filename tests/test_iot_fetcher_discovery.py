@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from _iot_fetcher_helpers import SECRET, MakeFetcher, fetch_error, free_port, shown
+from _iot_fetcher_helpers import (
+    SECRET,
+    MakeFetcher,
+    fetch_error,
+    free_port,
+    shown,
+    write_device_profile,
+)
 from aiorefresh._fetchers.iot import discover_credentials_endpoint
 from aiorefresh.errors import (
     IoTCredentialError,
@@ -72,18 +79,7 @@ async def test_discover_credentials_endpoint_honours_aws_endpoint_url_iot(
 def device_profile(aws_env: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A profile ``device`` (region ap-southeast-2, its own keys) in temporary AWS config
     files; the environment has no keys and no region, so only the profile can supply them."""
-    config = tmp_path / "config"
-    config.write_text("[profile device]\nregion = ap-southeast-2\n")
-    credentials = tmp_path / "credentials"
-    credentials.write_text(
-        "[device]\naws_access_key_id = AKIADEVICEPROFILE001\n"
-        "aws_secret_access_key = device-profile-secret\n"
-    )
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    return "device"
+    return write_device_profile(tmp_path, monkeypatch)
 
 
 async def test_discovery_uses_the_profiles_credentials_and_region(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from _iot_fetcher_helpers import free_port
+from _iot_fetcher_helpers import free_port, write_device_profile
 from aiorefresh import (
     ConfigurationError,
     IoTCredentialError,
@@ -188,20 +188,7 @@ def device_profile(
 ) -> str:
     """A profile ``device`` with its own keys, region (ap-southeast-2) and endpoint_url (the
     DescribeEndpoint stand-in); the environment has no keys and no region."""
-    config = tmp_path / "config"
-    config.write_text(
-        f"[profile device]\nregion = ap-southeast-2\nendpoint_url = {describe_endpoint.url}\n"
-    )
-    credentials = tmp_path / "credentials"
-    credentials.write_text(
-        "[device]\naws_access_key_id = AKIADEVICEPROFILE001\n"
-        "aws_secret_access_key = device-profile-secret\n"
-    )
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    return "device"
+    return write_device_profile(tmp_path, monkeypatch, endpoint_url=describe_endpoint.url)
 
 
 def discovering_session(

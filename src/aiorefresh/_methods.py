@@ -129,9 +129,7 @@ def _build_default(ctx: BuildContext, options: Mapping[str, Any]) -> CredentialF
         raise ConfigurationError("mfa_token_provider_kwargs needs mfa_token_provider")
     sts_kwargs = None
     if options.get("sts_client_kwargs") is not None:
-        from ._fetchers._sts_options import validate_sts_client_kwargs
-
-        sts_kwargs = validate_sts_client_kwargs(options["sts_client_kwargs"])
+        sts_kwargs = _sts_client_kwargs(ctx, options)
         signing = sorted(k for k in sts_kwargs if k.startswith("aws_"))
         if signing:
             raise ConfigurationError(
